@@ -1,0 +1,667 @@
+//! The feedback event model (`feedback-event-v1`) and its parser.
+//!
+//! Parse, don't validate: a [`FeedbackEvent`] only exists once every field of
+//! the contract has been checked, so the rest of the system never re-checks.
+//! Every refusal is an [`EventError`] that names the offending field, because
+//! that reason travels to the dead-letter topic and to HTTP clients verbatim.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::EventError;
+
+/// Longest `event_id`, `source` and `customer.id`, in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest `comment`, in characters.
+pub const MAX_COMMENT_CHARS: usize = 10_000;
+/// Channels the contract lists for `journey.channel` (a closed set).
+pub const CHANNELS: [&str; 8] = [
+    "web",
+    "app",
+    "store",
+    "call_center",
+    "email",
+    "chat",
+    "social",
+    "other",
+];
+
+/// A Net Promoter Score answer, 0–10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Nps(u8);
+
+/// A customer satisfaction answer, 1–5 (5 = very satisfied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Csat(u8);
+
+/// A customer effort score answer (CES 2.0), 1–7 (1 = high effort, bad).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ces(u8);
+
+macro_rules! score_scale {
+    ($ty:ident, $min:expr, $max:expr) => {
+        impl $ty {
+            /// Lowest valid answer on this scale.
+            pub const MIN: u8 = $min;
+            /// Highest valid answer on this scale.
+            pub const MAX: u8 = $max;
+
+            /// The score, if `value` lies on the scale.
+            pub fn new(value: u8) -> Option<Self> {
+                ($min..=$max).contains(&value).then_some(Self(value))
+            }
+
+            /// The raw answer.
+            pub fn value(self) -> u8 {
+                self.0
+            }
+        }
+    };
+}
+score_scale!(Nps, 0, 10);
+score_scale!(Csat, 1, 5);
+score_scale!(Ces, 1, 7);
+
+/// The scores a customer gave; at least one is present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nps: Option<Nps>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csat: Option<Csat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ces: Option<Ces>,
+}
+
+/// Who answered. `email` and `phone` are personal data: shown to the owner,
+/// never logged in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+}
+
+/// Where in the customer journey the answer was collected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journey {
+    pub touchpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// The site that served the customer; drives routing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// A value of the free-form `attributes` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl fmt::Display for AttributeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttributeValue::Bool(b) => write!(f, "{b}"),
+            AttributeValue::Number(n) => write!(f, "{n}"),
+            AttributeValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One validated customer response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackEvent {
+    pub event_id: String,
+    pub occurred_at: DateTime<FixedOffset>,
+    pub source: String,
+    pub customer: Customer,
+    pub journey: Journey,
+    #[serde(default)]
+    pub location: Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_line: Option<String>,
+    pub scores: Scores,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttributeValue>,
+}
+
+/// Parse and validate one event from raw bytes (a Kafka value, an HTTP body).
+///
+/// `max_bytes` bounds the input before any parsing, so an oversized message
+/// costs nothing but a length check.
+pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<FeedbackEvent, EventError> {
+    if bytes.len() > max_bytes {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            limit: max_bytes,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(EventError::Empty);
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| EventError::InvalidJson {
+        message: e.to_string(),
+    })?;
+    event_from_value(&value)
+}
+
+/// Validate an already-parsed JSON value (used for HTTP arrays).
+pub fn event_from_value(value: &Value) -> Result<FeedbackEvent, EventError> {
+    let root = value.as_object().ok_or(EventError::NotAnObject {
+        found: json_type(value),
+    })?;
+
+    let event_id = required_id(root, "event_id", "event_id")?;
+    let occurred_at = parse_timestamp(root)?;
+    let source = required_id(root, "source", "source")?;
+
+    let customer_obj = required_object(root, "customer", "customer")?;
+    let customer = Customer {
+        id: required_id(customer_obj, "id", "customer.id")?,
+        name: optional_string(customer_obj, "name", "customer.name")?,
+        email: optional_string(customer_obj, "email", "customer.email")?,
+        phone: optional_string(customer_obj, "phone", "customer.phone")?,
+        locale: optional_string(customer_obj, "locale", "customer.locale")?
+            .map(|tag| check_locale(tag, "customer.locale"))
+            .transpose()?,
+        segment: optional_string(customer_obj, "segment", "customer.segment")?,
+    };
+
+    let journey_obj = required_object(root, "journey", "journey")?;
+    let touchpoint = required_string(journey_obj, "touchpoint", "journey.touchpoint")?;
+    if touchpoint.is_empty() {
+        return Err(field("journey.touchpoint", "must not be empty"));
+    }
+    let channel = optional_string(journey_obj, "channel", "journey.channel")?;
+    if let Some(channel) = &channel {
+        if !CHANNELS.contains(&channel.as_str()) {
+            return Err(field(
+                "journey.channel",
+                format!("must be one of {} (got \"{channel}\")", CHANNELS.join(", ")),
+            ));
+        }
+    }
+    let journey = Journey {
+        touchpoint,
+        channel,
+    };
+
+    let location = match optional_object(root, "location", "location")? {
+        None => Location::default(),
+        Some(obj) => Location {
+            store_id: optional_string(obj, "store_id", "location.store_id")?,
+            region: optional_string(obj, "region", "location.region")?,
+            country: optional_string(obj, "country", "location.country")?
+                .map(|c| check_country(c, "location.country"))
+                .transpose()?,
+        },
+    };
+
+    let product_line = optional_string(root, "product_line", "product_line")?;
+    let scores = parse_scores(root)?;
+
+    let comment = optional_string(root, "comment", "comment")?;
+    if let Some(comment) = &comment {
+        let chars = comment.chars().count();
+        if chars > MAX_COMMENT_CHARS {
+            return Err(field(
+                "comment",
+                format!("must be at most {MAX_COMMENT_CHARS} characters (got {chars})"),
+            ));
+        }
+    }
+
+    let attributes = parse_attributes(root)?;
+
+    Ok(FeedbackEvent {
+        event_id,
+        occurred_at,
+        source,
+        customer,
+        journey,
+        location,
+        product_line,
+        scores,
+        comment,
+        attributes,
+    })
+}
+
+fn field(name: &str, reason: impl Into<String>) -> EventError {
+    EventError::Field {
+        field: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// PostgreSQL refuses NUL in `text` and `jsonb`; an event carrying one would
+/// be accepted here and then fail every insert, blocking its partition. Refuse
+/// it at the door instead, where it can be dead-lettered.
+fn check_text(value: &str, name: &str) -> Result<(), EventError> {
+    if value.contains('\0') {
+        return Err(field(name, "must not contain a NUL character"));
+    }
+    Ok(())
+}
+
+fn required_string(obj: &Map<String, Value>, key: &str, name: &str) -> Result<String, EventError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(field(name, "is required")),
+        Some(Value::String(s)) => {
+            check_text(s, name)?;
+            Ok(s.clone())
+        }
+        Some(other) => Err(field(
+            name,
+            format!("must be a string (got {})", json_type(other)),
+        )),
+    }
+}
+
+fn required_id(obj: &Map<String, Value>, key: &str, name: &str) -> Result<String, EventError> {
+    let value = required_string(obj, key, name)?;
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_ID_CHARS {
+        return Err(field(
+            name,
+            format!("must be 1 to {MAX_ID_CHARS} characters (got {chars})"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Optional strings accept `null` as "absent": upstream serializers often
+/// emit nulls for unset fields, and refusing those would lose complaints.
+fn optional_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    name: &str,
+) -> Result<Option<String>, EventError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => required_string(obj, key, name).map(Some),
+    }
+}
+
+fn required_object<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    name: &str,
+) -> Result<&'a Map<String, Value>, EventError> {
+    optional_object(obj, key, name)?.ok_or_else(|| field(name, "is required"))
+}
+
+fn optional_object<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    name: &str,
+) -> Result<Option<&'a Map<String, Value>>, EventError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(inner)) => Ok(Some(inner)),
+        Some(other) => Err(field(
+            name,
+            format!("must be an object (got {})", json_type(other)),
+        )),
+    }
+}
+
+fn parse_timestamp(root: &Map<String, Value>) -> Result<DateTime<FixedOffset>, EventError> {
+    let raw = required_string(root, "occurred_at", "occurred_at")?;
+    DateTime::parse_from_rfc3339(&raw).map_err(|e| {
+        field(
+            "occurred_at",
+            format!(
+                "must be an RFC 3339 timestamp with offset, e.g. 2026-11-20T10:15:00+01:00 ({e})"
+            ),
+        )
+    })
+}
+
+fn parse_scores(root: &Map<String, Value>) -> Result<Scores, EventError> {
+    let obj = required_object(root, "scores", "scores")?;
+    let nps = score(obj, "nps", Nps::MIN, Nps::MAX)?.map(|v| Nps(v));
+    let csat = score(obj, "csat", Csat::MIN, Csat::MAX)?.map(|v| Csat(v));
+    let ces = score(obj, "ces", Ces::MIN, Ces::MAX)?.map(|v| Ces(v));
+    if nps.is_none() && csat.is_none() && ces.is_none() {
+        return Err(field(
+            "scores",
+            "must contain at least one of nps, csat, ces",
+        ));
+    }
+    Ok(Scores { nps, csat, ces })
+}
+
+/// Scores are strict: a present key must hold an integer on its scale. `null`
+/// is refused too, because a survey tool that sends `"nps": null` has a bug
+/// the producer must hear about.
+fn score(obj: &Map<String, Value>, key: &str, min: u8, max: u8) -> Result<Option<u8>, EventError> {
+    let Some(value) = obj.get(key) else {
+        return Ok(None);
+    };
+    let name = format!("scores.{key}");
+    let reason = |got: String| format!("must be an integer from {min} to {max} (got {got})");
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(v) if (i64::from(min)..=i64::from(max)).contains(&v) => Ok(Some(v as u8)),
+            _ => Err(field(&name, reason(n.to_string()))),
+        },
+        other => Err(field(&name, reason(json_type(other).to_owned()))),
+    }
+}
+
+fn parse_attributes(
+    root: &Map<String, Value>,
+) -> Result<BTreeMap<String, AttributeValue>, EventError> {
+    let mut attributes = BTreeMap::new();
+    let Some(obj) = optional_object(root, "attributes", "attributes")? else {
+        return Ok(attributes);
+    };
+    for (key, value) in obj {
+        let name = format!("attributes.{key}");
+        check_text(key, &name)?;
+        let parsed = match value {
+            Value::Bool(b) => AttributeValue::Bool(*b),
+            Value::Number(n) => AttributeValue::Number(n.clone()),
+            Value::String(s) => {
+                check_text(s, &name)?;
+                AttributeValue::Text(s.clone())
+            }
+            other => {
+                return Err(field(
+                    &name,
+                    format!(
+                        "must be a string, number or boolean (got {})",
+                        json_type(other)
+                    ),
+                ))
+            }
+        };
+        attributes.insert(key.clone(), parsed);
+    }
+    Ok(attributes)
+}
+
+/// A light BCP 47 shape check: `fr`, `fr-FR`, `zh-Hant-TW`. Full registry
+/// validation would reject tags that are new but harmless.
+fn check_locale(tag: String, name: &str) -> Result<String, EventError> {
+    let mut parts = tag.split('-');
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if primary_ok && rest_ok {
+        Ok(tag)
+    } else {
+        Err(field(
+            name,
+            format!("must be a BCP 47 language tag such as fr-FR (got \"{tag}\")"),
+        ))
+    }
+}
+
+fn check_country(code: String, name: &str) -> Result<String, EventError> {
+    if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(code)
+    } else {
+        Err(field(
+            name,
+            format!("must be an ISO 3166-1 alpha-2 code such as FR (got \"{code}\")"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"{
+      "event_id": "resp-2026-11-20-000123",
+      "occurred_at": "2026-11-20T10:15:00+01:00",
+      "source": "survey.post-delivery",
+      "customer": {"id": "C-88231", "name": "Julie Moreau", "email": "julie.moreau@example.org", "locale": "fr-FR", "segment": "gold"},
+      "journey": {"touchpoint": "delivery", "channel": "web"},
+      "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
+      "product_line": "electromenager",
+      "scores": {"nps": 3, "ces": 2},
+      "comment": "Livraison avec trois jours de retard et personne ne répond au téléphone.",
+      "attributes": {"order_id": "CMD-55120", "carrier": "XPO", "items": 3, "gift": false}
+    }"#;
+
+    fn with(patch: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v: Value = serde_json::from_str(VALID).unwrap();
+        patch(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn parses_the_spec_example() {
+        let event = parse_event(VALID.as_bytes(), 65536).unwrap();
+        assert_eq!(event.event_id, "resp-2026-11-20-000123");
+        assert_eq!(event.scores.nps, Nps::new(3));
+        assert_eq!(event.scores.ces, Ces::new(2));
+        assert_eq!(event.scores.csat, None);
+        assert_eq!(event.location.store_id.as_deref(), Some("LYON-02"));
+        assert_eq!(event.attributes.len(), 4);
+        assert_eq!(event.occurred_at.offset().local_minus_utc(), 3600);
+    }
+
+    /// (description, input, expected error text)
+    #[test]
+    fn refusals_name_the_field() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", b"".to_vec(), "empty message"),
+            ("truncated", b"{".to_vec(), "invalid JSON"),
+            ("array", b"[]".to_vec(), "not a JSON object (got an array)"),
+            ("null", b"null".to_vec(), "not a JSON object (got null)"),
+            (
+                "no event_id",
+                with(|v| {
+                    v.as_object_mut().unwrap().remove("event_id");
+                }),
+                "event_id: is required",
+            ),
+            (
+                "empty event_id",
+                with(|v| v["event_id"] = "".into()),
+                "event_id: must be 1 to 128 characters (got 0)",
+            ),
+            (
+                "long event_id",
+                with(|v| v["event_id"] = "x".repeat(129).into()),
+                "event_id: must be 1 to 128 characters (got 129)",
+            ),
+            (
+                "bad timestamp",
+                with(|v| v["occurred_at"] = "yesterday".into()),
+                "occurred_at: must be an RFC 3339",
+            ),
+            (
+                "no offset",
+                with(|v| v["occurred_at"] = "2026-11-20T10:15:00".into()),
+                "occurred_at: must be an RFC 3339",
+            ),
+            (
+                "customer array",
+                with(|v| v["customer"] = serde_json::json!(["C-1"])),
+                "customer: must be an object (got an array)",
+            ),
+            (
+                "no customer id",
+                with(|v| {
+                    v["customer"].as_object_mut().unwrap().remove("id");
+                }),
+                "customer.id: is required",
+            ),
+            (
+                "no touchpoint",
+                with(|v| {
+                    v["journey"].as_object_mut().unwrap().remove("touchpoint");
+                }),
+                "journey.touchpoint: is required",
+            ),
+            (
+                "journey string",
+                with(|v| v["journey"] = "delivery".into()),
+                "journey: must be an object (got a string)",
+            ),
+            (
+                "bad channel",
+                with(|v| v["journey"]["channel"] = "fax".into()),
+                "journey.channel: must be one of",
+            ),
+            (
+                "empty scores",
+                with(|v| v["scores"] = serde_json::json!({})),
+                "scores: must contain at least one of nps, csat, ces",
+            ),
+            (
+                "nps 11",
+                with(|v| v["scores"] = serde_json::json!({"nps": 11})),
+                "scores.nps: must be an integer from 0 to 10 (got 11)",
+            ),
+            (
+                "nps -1",
+                with(|v| v["scores"] = serde_json::json!({"nps": -1})),
+                "scores.nps: must be an integer from 0 to 10 (got -1)",
+            ),
+            (
+                "nps 6.5",
+                with(|v| v["scores"] = serde_json::json!({"nps": 6.5})),
+                "scores.nps: must be an integer from 0 to 10 (got 6.5)",
+            ),
+            (
+                "nps string",
+                with(|v| v["scores"] = serde_json::json!({"nps": "6"})),
+                "scores.nps: must be an integer from 0 to 10 (got a string)",
+            ),
+            (
+                "nps null",
+                with(|v| v["scores"] = serde_json::json!({"nps": null})),
+                "scores.nps: must be an integer from 0 to 10 (got null)",
+            ),
+            (
+                "csat 0",
+                with(|v| v["scores"] = serde_json::json!({"csat": 0})),
+                "scores.csat: must be an integer from 1 to 5 (got 0)",
+            ),
+            (
+                "ces 8",
+                with(|v| v["scores"] = serde_json::json!({"ces": 8})),
+                "scores.ces: must be an integer from 1 to 7 (got 8)",
+            ),
+            (
+                "long comment",
+                with(|v| v["comment"] = "é".repeat(10_001).into()),
+                "comment: must be at most 10000 characters (got 10001)",
+            ),
+            (
+                "nested attribute",
+                with(|v| v["attributes"] = serde_json::json!({"nested": {"a": 1}})),
+                "attributes.nested: must be a string, number or boolean (got an object)",
+            ),
+            (
+                "nul in comment",
+                with(|v| v["comment"] = "a\u{0}b".into()),
+                "comment: must not contain a NUL character",
+            ),
+            (
+                "bad locale",
+                with(|v| v["customer"]["locale"] = "fr_FR!".into()),
+                "customer.locale: must be a BCP 47",
+            ),
+            (
+                "bad country",
+                with(|v| v["location"]["country"] = "France".into()),
+                "location.country: must be an ISO 3166-1",
+            ),
+        ];
+        for (name, input, expected) in cases {
+            let err = parse_event(&input, 1 << 20).expect_err(name);
+            assert!(
+                err.to_string().contains(expected),
+                "{name}: expected `{expected}` in `{err}`"
+            );
+        }
+    }
+
+    #[test]
+    fn too_large_is_refused_before_parsing() {
+        let err = parse_event(VALID.as_bytes(), 10).unwrap_err();
+        assert!(matches!(err, EventError::TooLarge { limit: 10, .. }));
+    }
+
+    #[test]
+    fn deep_nesting_and_invalid_utf8_are_refused_not_crashing() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert!(matches!(
+            parse_event(deep.as_bytes(), 1 << 20),
+            Err(EventError::InvalidJson { .. })
+        ));
+        let bad_utf8 = b"{\"event_id\": \"\xff\xfe\"}";
+        assert!(matches!(
+            parse_event(bad_utf8, 1 << 20),
+            Err(EventError::InvalidJson { .. })
+        ));
+    }
+
+    #[test]
+    fn nulls_in_optional_strings_mean_absent() {
+        let input = with(|v| {
+            v["customer"]["email"] = Value::Null;
+            v["comment"] = Value::Null;
+        });
+        let event = parse_event(&input, 1 << 20).unwrap();
+        assert_eq!(event.customer.email, None);
+        assert_eq!(event.comment, None);
+    }
+
+    #[test]
+    fn round_trips_through_serde() {
+        let event = parse_event(VALID.as_bytes(), 65536).unwrap();
+        let json = serde_json::to_value(&event).unwrap();
+        let again = event_from_value(&json).unwrap();
+        assert_eq!(event, again);
+    }
+}

@@ -1,0 +1,32 @@
+//! closeloop's pure core: the feedback event model, the standard score
+//! classifications, the rules engine, owner routing and the case state machine.
+//!
+//! Architecture invariant: this crate performs no I/O and never reads the
+//! clock or a random source. Time is a parameter. Everything here is
+//! deterministic and unit-tested without any server, so it cannot fail for
+//! I/O reasons; adapters (Kafka, PostgreSQL, SMTP, HTTP) live in other crates.
+//!
+//! - [`event`]: `feedback-event-v1`, parsed and validated ([`parse_event`]).
+//! - [`scoring`]: NPS / CSAT / CES classifications.
+//! - [`rules`]: the rules file and its compiled evaluation.
+//! - [`owners`]: the owner directory and routing.
+//! - [`policy`]: rules + owners → the [`Alert`] an event calls for.
+//! - [`case`]: the case state machine.
+
+pub mod case;
+pub mod error;
+pub mod event;
+pub mod owners;
+pub mod policy;
+pub mod rules;
+pub mod scoring;
+pub mod text;
+
+pub use case::{
+    CaseEventType, CaseState, Command, ContactOutcome, Effect, HistoryEntry, Status, Transition,
+};
+pub use error::{ConfigErrors, ConfigProblem, Error, EventError, Result, TransitionError};
+pub use event::{parse_event, FeedbackEvent};
+pub use owners::{Owner, OwnerDirectory, RouteVia};
+pub use policy::{Alert, PlannedNotification, Policy};
+pub use rules::{Channel, RuleSet, Severity};

@@ -1,0 +1,396 @@
+//! The owner directory: who answers for which store and region, and to whom
+//! they escalate.
+//!
+//! Loaded from a TOML file (format in the README) and validated whole: ids
+//! unique, every `escalates_to` known and acyclic, every store and region
+//! claimed by at most one owner, the default owner present.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigErrors, ConfigProblem};
+use crate::rules::{clean_serde_message, line_of, toml_problem};
+
+/// A person (or team) responsible for following up cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    /// Where case webhooks for this owner go (a CRM, a ticketing tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// BCP 47 tag choosing the language of notifications.
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    /// The next level up: store manager → regional manager → director.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalates_to: Option<String>,
+    #[serde(default)]
+    pub stores: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+fn default_locale() -> String {
+    "en".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnersFileSpec {
+    default_owner: String,
+    #[serde(default)]
+    owner: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// How an alert's owner was found, recorded on the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteVia {
+    /// The rule names its owner.
+    Rule,
+    /// The owner of the event's store.
+    Store,
+    /// No store owner: the owner of the event's region.
+    Region,
+    /// Neither: the directory's default owner.
+    Default,
+}
+
+impl RouteVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteVia::Rule => "rule",
+            RouteVia::Store => "store",
+            RouteVia::Region => "region",
+            RouteVia::Default => "default",
+        }
+    }
+}
+
+/// A validated owner directory.
+#[derive(Debug, Clone)]
+pub struct OwnerDirectory {
+    owners: BTreeMap<String, Owner>,
+    by_store: HashMap<String, String>,
+    by_region: HashMap<String, String>,
+    default_owner: String,
+}
+
+impl OwnerDirectory {
+    /// Parse and validate an owners file. `file` names it in error messages.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, ConfigErrors> {
+        let fail = |problems: Vec<ConfigProblem>| ConfigErrors {
+            file: file.to_owned(),
+            problems,
+        };
+        let spec: OwnersFileSpec =
+            toml::from_str(text).map_err(|e| fail(vec![toml_problem(text, &e)]))?;
+
+        let mut problems = Vec::new();
+        let mut owners = BTreeMap::new();
+        let mut lines = HashMap::new();
+        let mut by_store: HashMap<String, String> = HashMap::new();
+        let mut by_region: HashMap<String, String> = HashMap::new();
+        for (index, spanned) in spec.owner.into_iter().enumerate() {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let label = match table.get("id").and_then(toml::Value::as_str) {
+                Some(id) => format!("owner \"{id}\""),
+                None => format!("owner #{}", index + 1),
+            };
+            let mut problem = |field: &str, message: String| {
+                problems.push(ConfigProblem {
+                    line: Some(line),
+                    item: Some(label.clone()),
+                    field: (!field.is_empty()).then(|| field.to_owned()),
+                    message,
+                })
+            };
+            let owner: Owner = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(owner) => owner,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let path = if path == "." { String::new() } else { path };
+                    problem(&path, clean_serde_message(&e.into_inner().to_string()));
+                    continue;
+                }
+            };
+            if owner.id.trim().is_empty() {
+                problem("id", "must not be empty".into());
+                continue;
+            }
+            if owners.contains_key(&owner.id) {
+                problem("id", "duplicate owner id".into());
+                continue;
+            }
+            if !looks_like_email(&owner.email) {
+                problem(
+                    "email",
+                    format!("\"{}\" is not an email address", owner.email),
+                );
+            }
+            if let Some(url) = &owner.webhook_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    problem(
+                        "webhook_url",
+                        format!("must be an http:// or https:// URL (got \"{url}\")"),
+                    );
+                }
+            }
+            for store in &owner.stores {
+                if let Some(other) = by_store.insert(store.clone(), owner.id.clone()) {
+                    problem(
+                        "stores",
+                        format!("store {store} is already owned by \"{other}\""),
+                    );
+                }
+            }
+            for region in &owner.regions {
+                if let Some(other) = by_region.insert(region.clone(), owner.id.clone()) {
+                    problem(
+                        "regions",
+                        format!("region {region} is already owned by \"{other}\""),
+                    );
+                }
+            }
+            lines.insert(owner.id.clone(), line);
+            owners.insert(owner.id.clone(), owner);
+        }
+
+        for owner in owners.values() {
+            let Some(next) = &owner.escalates_to else {
+                continue;
+            };
+            let problem = |message: String| ConfigProblem {
+                line: lines.get(&owner.id).copied(),
+                item: Some(format!("owner \"{}\"", owner.id)),
+                field: Some("escalates_to".into()),
+                message,
+            };
+            if !owners.contains_key(next) {
+                problems.push(problem(format!("unknown owner \"{next}\"")));
+                continue;
+            }
+            // Walk the chain: a cycle would escalate forever.
+            let mut seen = HashSet::from([owner.id.as_str()]);
+            let mut cursor = owners.get(next);
+            while let Some(step) = cursor {
+                if !seen.insert(step.id.as_str()) {
+                    problems.push(problem(format!(
+                        "escalation chain loops back to \"{}\"",
+                        step.id
+                    )));
+                    break;
+                }
+                cursor = step.escalates_to.as_ref().and_then(|n| owners.get(n));
+            }
+        }
+        if !owners.contains_key(&spec.default_owner) {
+            problems.push(ConfigProblem {
+                line: None,
+                item: None,
+                field: Some("default_owner".into()),
+                message: format!("unknown owner \"{}\"", spec.default_owner),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+        Ok(OwnerDirectory {
+            owners,
+            by_store,
+            by_region,
+            default_owner: spec.default_owner,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Owner> {
+        self.owners.get(id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.owners.contains_key(id)
+    }
+
+    pub fn default_owner(&self) -> &Owner {
+        // Checked at load: the default owner exists.
+        &self.owners[&self.default_owner]
+    }
+
+    pub fn owners(&self) -> impl Iterator<Item = &Owner> {
+        self.owners.values()
+    }
+
+    /// The owner for an event: the rule's own owner, else the store's, else
+    /// the region's, else the default owner.
+    pub fn route(
+        &self,
+        rule_owner: Option<&str>,
+        store: Option<&str>,
+        region: Option<&str>,
+    ) -> (&Owner, RouteVia) {
+        if let Some(owner) = rule_owner.and_then(|id| self.owners.get(id)) {
+            return (owner, RouteVia::Rule);
+        }
+        if let Some(owner) = store
+            .and_then(|s| self.by_store.get(s))
+            .and_then(|id| self.owners.get(id))
+        {
+            return (owner, RouteVia::Store);
+        }
+        if let Some(owner) = region
+            .and_then(|r| self.by_region.get(r))
+            .and_then(|id| self.owners.get(id))
+        {
+            return (owner, RouteVia::Region);
+        }
+        (self.default_owner(), RouteVia::Default)
+    }
+
+    /// The escalation chain above `owner_id`, nearest first.
+    pub fn escalation_chain(&self, owner_id: &str) -> Vec<&Owner> {
+        let mut chain = Vec::new();
+        let mut cursor = self
+            .owners
+            .get(owner_id)
+            .and_then(|o| o.escalates_to.as_ref())
+            .and_then(|n| self.owners.get(n));
+        while let Some(owner) = cursor {
+            chain.push(owner);
+            cursor = owner.escalates_to.as_ref().and_then(|n| self.owners.get(n));
+        }
+        chain
+    }
+}
+
+fn looks_like_email(text: &str) -> bool {
+    let mut parts = text.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None)
+            if !local.is_empty() && domain.contains('.') && !text.contains(char::is_whitespace)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIRECTORY: &str = r#"
+default_owner = "director"
+
+[[owner]]
+id = "director"
+name = "Dana Director"
+email = "director@example.com"
+
+[[owner]]
+id = "rm-ara"
+name = "Regional ARA"
+email = "rm-ara@example.com"
+escalates_to = "director"
+regions = ["FR-ARA"]
+
+[[owner]]
+id = "mgr-lyon-02"
+name = "Claire Martin"
+email = "claire@example.com"
+locale = "fr-FR"
+webhook_url = "http://127.0.0.1:9000/hook"
+escalates_to = "rm-ara"
+stores = ["LYON-02"]
+"#;
+
+    #[test]
+    fn routing_table() {
+        let dir = OwnerDirectory::from_toml("owners.toml", DIRECTORY).unwrap();
+        // (rule owner, store, region, expected owner, expected path)
+        let cases = [
+            (
+                None,
+                Some("LYON-02"),
+                Some("FR-ARA"),
+                "mgr-lyon-02",
+                RouteVia::Store,
+            ),
+            (
+                None,
+                Some("LYON-01"),
+                Some("FR-ARA"),
+                "rm-ara",
+                RouteVia::Region,
+            ),
+            (None, None, Some("FR-ARA"), "rm-ara", RouteVia::Region),
+            (
+                None,
+                Some("PARIS-01"),
+                Some("FR-IDF"),
+                "director",
+                RouteVia::Default,
+            ),
+            (None, None, None, "director", RouteVia::Default),
+            (
+                Some("rm-ara"),
+                Some("LYON-02"),
+                None,
+                "rm-ara",
+                RouteVia::Rule,
+            ),
+        ];
+        for (rule_owner, store, region, owner, via) in cases {
+            let (got, got_via) = dir.route(rule_owner, store, region);
+            assert_eq!(
+                (got.id.as_str(), got_via),
+                (owner, via),
+                "{store:?} {region:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn escalation_chain_goes_up() {
+        let dir = OwnerDirectory::from_toml("owners.toml", DIRECTORY).unwrap();
+        let chain: Vec<_> = dir
+            .escalation_chain("mgr-lyon-02")
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(chain, ["rm-ara", "director"]);
+        assert_eq!(dir.get("director").unwrap().locale, "en");
+    }
+
+    #[test]
+    fn refusals_name_owner_and_field() {
+        let owner = |id: &str, extra: &str| {
+            format!(
+                "[[owner]]\nid = \"{id}\"\nname = \"N\"\nemail = \"{id}@example.com\"\n{extra}\n"
+            )
+        };
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (format!("default_owner = \"nobody\"\n{}", owner("a", "")), vec!["default_owner", "unknown owner \"nobody\""]),
+            (format!("default_owner = \"a\"\n{}", owner("a", "escalates_to = \"ghost\"")), vec!["owner \"a\"", "escalates_to", "unknown owner \"ghost\""]),
+            (format!("default_owner = \"a\"\n{}{}", owner("a", "escalates_to = \"b\""), owner("b", "escalates_to = \"a\"")), vec!["escalation chain loops"]),
+            (format!("default_owner = \"a\"\n{}{}", owner("a", "stores = [\"S1\"]"), owner("b", "stores = [\"S1\"]")), vec!["owner \"b\"", "stores", "already owned by \"a\""]),
+            (format!("default_owner = \"a\"\n{}{}", owner("a", ""), owner("a", "")), vec!["line 7", "duplicate owner id"]),
+            ("default_owner = \"a\"\n[[owner]]\nid = \"a\"\nname = \"N\"\nemail = \"not-an-email\"\n".into(), vec!["email", "not an email address"]),
+            (format!("default_owner = \"a\"\n{}", owner("a", "webhook_url = \"ftp://x\"")), vec!["webhook_url", "http://"]),
+            (format!("default_owner = \"a\"\n{}", owner("a", "phone = \"1\"")), vec!["owner \"a\"", "unknown field `phone`"]),
+            ("default_owner = \"a\"\n[[owner]]\nid = \"a\"\n".into(), vec!["line 2", "owner \"a\"", "missing field `name`"]),
+        ];
+        for (body, fragments) in cases {
+            let err = OwnerDirectory::from_toml("owners.toml", &body)
+                .expect_err(&body)
+                .to_string();
+            for fragment in fragments {
+                assert!(
+                    err.contains(fragment),
+                    "expected `{fragment}` in `{err}` for:\n{body}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,771 @@
+//! The rules engine: which events deserve an alert, how urgent, by which channels.
+//!
+//! Rules live in a TOML file written by ops teams (format in the README). A
+//! file is loaded whole into a [`RuleSet`]: every rule is compiled into a
+//! [`Condition`] tree once, so evaluation is plain field access and
+//! comparisons, with the comment folded (lower case, no accents) once per
+//! event. A file with any problem is refused whole, with every problem
+//! located by line, rule id and key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigErrors, ConfigProblem};
+use crate::event::{AttributeValue, Ces, Csat, FeedbackEvent, Nps};
+use crate::scoring::{CesClass, CsatClass, NpsClass};
+use crate::text::fold;
+
+/// How urgent an alert is. Ordered: when several rules fire, the highest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A way to notify an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// An inclusive score range as written in a rule: `nps = { max = 6 }`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeSpec {
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+/// The `when` table of a rule, as written. Every key present must hold
+/// (logical AND); `any` holds when at least one of its matchers does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatcherSpec {
+    nps: Option<RangeSpec>,
+    csat: Option<RangeSpec>,
+    ces: Option<RangeSpec>,
+    nps_class: Option<Vec<NpsClass>>,
+    csat_class: Option<Vec<CsatClass>>,
+    ces_class: Option<Vec<CesClass>>,
+    touchpoint: Option<Vec<String>>,
+    channel: Option<Vec<String>>,
+    store: Option<Vec<String>>,
+    region: Option<Vec<String>>,
+    country: Option<Vec<String>>,
+    segment: Option<Vec<String>>,
+    product_line: Option<Vec<String>>,
+    source: Option<Vec<String>>,
+    comment_any: Option<Vec<String>>,
+    attributes: Option<BTreeMap<String, AttributeValue>>,
+    has_attributes: Option<Vec<String>>,
+    any: Option<Vec<MatcherSpec>>,
+}
+
+/// One rule, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    id: String,
+    #[serde(default)]
+    description: Option<String>,
+    severity: Severity,
+    channels: Vec<Channel>,
+    #[serde(default)]
+    owner: Option<String>,
+    when: MatcherSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFileSpec {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// A text field of the event that rules can match exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Touchpoint,
+    Channel,
+    Store,
+    Region,
+    Country,
+    Segment,
+    ProductLine,
+    Source,
+}
+
+impl TextField {
+    fn get(self, event: &FeedbackEvent) -> Option<&str> {
+        match self {
+            TextField::Touchpoint => Some(&event.journey.touchpoint),
+            TextField::Channel => event.journey.channel.as_deref(),
+            TextField::Store => event.location.store_id.as_deref(),
+            TextField::Region => event.location.region.as_deref(),
+            TextField::Country => event.location.country.as_deref(),
+            TextField::Segment => event.customer.segment.as_deref(),
+            TextField::ProductLine => event.product_line.as_deref(),
+            TextField::Source => Some(&event.source),
+        }
+    }
+}
+
+/// A compiled condition. Conditions on an absent field are false: a rule on
+/// `nps` never fires for a CES-only answer.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    NpsIn(u8, u8),
+    CsatIn(u8, u8),
+    CesIn(u8, u8),
+    NpsClassIn(Vec<NpsClass>),
+    CsatClassIn(Vec<CsatClass>),
+    CesClassIn(Vec<CesClass>),
+    TextIn(TextField, Vec<String>),
+    /// Keywords already folded; matched as substrings of the folded comment.
+    CommentAny(Vec<String>),
+    AttributeEquals(String, AttributeValue),
+    HasAttribute(String),
+}
+
+/// An event prepared for evaluation: the expensive derivations, done once.
+pub struct Prepared<'a> {
+    pub event: &'a FeedbackEvent,
+    folded_comment: Option<String>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Prepare `event`; the comment is folded only if some rule reads it.
+    pub fn new(event: &'a FeedbackEvent, needs_comment: bool) -> Self {
+        let folded_comment = if needs_comment {
+            event.comment.as_deref().map(fold)
+        } else {
+            None
+        };
+        Prepared {
+            event,
+            folded_comment,
+        }
+    }
+}
+
+impl Condition {
+    /// Whether the prepared event satisfies this condition.
+    pub fn matches(&self, input: &Prepared<'_>) -> bool {
+        let event = input.event;
+        let in_range = |v: Option<u8>, lo: u8, hi: u8| v.is_some_and(|v| (lo..=hi).contains(&v));
+        match self {
+            Condition::All(all) => all.iter().all(|c| c.matches(input)),
+            Condition::Any(any) => any.iter().any(|c| c.matches(input)),
+            Condition::NpsIn(lo, hi) => in_range(event.scores.nps.map(Nps::value), *lo, *hi),
+            Condition::CsatIn(lo, hi) => in_range(event.scores.csat.map(Csat::value), *lo, *hi),
+            Condition::CesIn(lo, hi) => in_range(event.scores.ces.map(Ces::value), *lo, *hi),
+            Condition::NpsClassIn(classes) => event
+                .scores
+                .nps
+                .is_some_and(|s| classes.contains(&s.class())),
+            Condition::CsatClassIn(classes) => event
+                .scores
+                .csat
+                .is_some_and(|s| classes.contains(&s.class())),
+            Condition::CesClassIn(classes) => event
+                .scores
+                .ces
+                .is_some_and(|s| classes.contains(&s.class())),
+            Condition::TextIn(field, values) => field
+                .get(event)
+                .is_some_and(|v| values.iter().any(|candidate| candidate == v)),
+            Condition::CommentAny(keywords) => input
+                .folded_comment
+                .as_deref()
+                .is_some_and(|c| keywords.iter().any(|k| c.contains(k.as_str()))),
+            Condition::AttributeEquals(key, expected) => event
+                .attributes
+                .get(key)
+                .is_some_and(|v| attribute_eq(v, expected)),
+            Condition::HasAttribute(key) => event.attributes.contains_key(key),
+        }
+    }
+
+    fn reads_comment(&self) -> bool {
+        match self {
+            Condition::All(c) | Condition::Any(c) => c.iter().any(Condition::reads_comment),
+            Condition::CommentAny(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Numbers compare by value (`3` equals `3.0`); other kinds compare exactly.
+fn attribute_eq(actual: &AttributeValue, expected: &AttributeValue) -> bool {
+    match (actual, expected) {
+        (AttributeValue::Number(a), AttributeValue::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => actual == expected,
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: Option<String>,
+    pub severity: Severity,
+    pub channels: Vec<Channel>,
+    /// Route to this owner instead of the store's; checked against the
+    /// owner directory when a [`crate::Policy`] is built.
+    pub owner: Option<String>,
+    pub condition: Condition,
+    /// 1-based line of the rule's `[[rule]]` header in its file.
+    pub line: usize,
+}
+
+/// An ordered, validated set of rules.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    needs_comment: bool,
+}
+
+impl RuleSet {
+    /// Parse and compile a rules file. `file` names it in error messages.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, ConfigErrors> {
+        let fail = |problems: Vec<ConfigProblem>| ConfigErrors {
+            file: file.to_owned(),
+            problems,
+        };
+        let spec: RulesFileSpec =
+            toml::from_str(text).map_err(|e| fail(vec![toml_problem(text, &e)]))?;
+
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        let mut seen = HashSet::new();
+        for (index, spanned) in spec.rule.into_iter().enumerate() {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let label = match table.get("id").and_then(toml::Value::as_str) {
+                Some(id) => format!("rule \"{id}\""),
+                None => format!("rule #{}", index + 1),
+            };
+            let problem = |field: Option<String>, message: String| ConfigProblem {
+                line: Some(line),
+                item: Some(label.clone()),
+                field,
+                message,
+            };
+            let rule_spec: RuleSpec =
+                match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        let path = e.path().to_string();
+                        let field = (path != ".").then_some(path);
+                        problems.push(problem(
+                            field,
+                            clean_serde_message(&e.into_inner().to_string()),
+                        ));
+                        continue;
+                    }
+                };
+            let mut local = Vec::new();
+            if rule_spec.id.trim().is_empty() {
+                local.push(problem(Some("id".into()), "must not be empty".into()));
+            } else if !seen.insert(rule_spec.id.clone()) {
+                local.push(problem(Some("id".into()), "duplicate rule id".into()));
+            }
+            if rule_spec.channels.is_empty() {
+                local.push(problem(
+                    Some("channels".into()),
+                    "must list at least one of email, webhook".into(),
+                ));
+            }
+            let condition = compile_matcher(&rule_spec.when, "when", &mut |field, message| {
+                local.push(problem(Some(field), message));
+            });
+            if local.is_empty() {
+                let mut channels = rule_spec.channels.clone();
+                channels.sort();
+                channels.dedup();
+                rules.push(Rule {
+                    id: rule_spec.id,
+                    description: rule_spec.description,
+                    severity: rule_spec.severity,
+                    channels,
+                    owner: rule_spec.owner,
+                    condition,
+                    line,
+                });
+            }
+            problems.extend(local);
+        }
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+        let needs_comment = rules.iter().any(|r| r.condition.reads_comment());
+        Ok(RuleSet {
+            rules,
+            needs_comment,
+        })
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether any rule reads the comment (so it must be folded).
+    pub fn needs_comment(&self) -> bool {
+        self.needs_comment
+    }
+
+    /// The rules that fire for `event`, in file order.
+    pub fn evaluate<'r>(&'r self, event: &FeedbackEvent) -> Vec<&'r Rule> {
+        let input = Prepared::new(event, self.needs_comment);
+        self.rules
+            .iter()
+            .filter(|rule| rule.condition.matches(&input))
+            .collect()
+    }
+}
+
+/// Compile one matcher table; problems are reported through `report` with
+/// the key path (`when.any[1].nps.max`).
+fn compile_matcher(
+    spec: &MatcherSpec,
+    path: &str,
+    report: &mut dyn FnMut(String, String),
+) -> Condition {
+    let mut all = Vec::new();
+    let range = |name: &str,
+                 range: &Option<RangeSpec>,
+                 lo: u8,
+                 hi: u8,
+                 report: &mut dyn FnMut(String, String)| {
+        let Some(r) = range else { return None };
+        let key = format!("{path}.{name}");
+        if r.min.is_none() && r.max.is_none() {
+            report(key, "give min, max or both".into());
+            return None;
+        }
+        let min = r.min.unwrap_or(i64::from(lo));
+        let max = r.max.unwrap_or(i64::from(hi));
+        let scale = i64::from(lo)..=i64::from(hi);
+        if !scale.contains(&min) {
+            report(
+                format!("{key}.min"),
+                format!("must be within the {name} scale {lo}..{hi} (got {min})"),
+            );
+            return None;
+        }
+        if !scale.contains(&max) {
+            report(
+                format!("{key}.max"),
+                format!("must be within the {name} scale {lo}..{hi} (got {max})"),
+            );
+            return None;
+        }
+        if min > max {
+            report(key, format!("min {min} is greater than max {max}"));
+            return None;
+        }
+        Some((min as u8, max as u8))
+    };
+    if let Some((lo, hi)) = range("nps", &spec.nps, Nps::MIN, Nps::MAX, report) {
+        all.push(Condition::NpsIn(lo, hi));
+    }
+    if let Some((lo, hi)) = range("csat", &spec.csat, Csat::MIN, Csat::MAX, report) {
+        all.push(Condition::CsatIn(lo, hi));
+    }
+    if let Some((lo, hi)) = range("ces", &spec.ces, Ces::MIN, Ces::MAX, report) {
+        all.push(Condition::CesIn(lo, hi));
+    }
+
+    let non_empty = |name: &str, len: usize, report: &mut dyn FnMut(String, String)| {
+        if len == 0 {
+            report(
+                format!("{path}.{name}"),
+                "must list at least one value".into(),
+            );
+            false
+        } else {
+            true
+        }
+    };
+    if let Some(v) = &spec.nps_class {
+        if non_empty("nps_class", v.len(), report) {
+            all.push(Condition::NpsClassIn(v.clone()));
+        }
+    }
+    if let Some(v) = &spec.csat_class {
+        if non_empty("csat_class", v.len(), report) {
+            all.push(Condition::CsatClassIn(v.clone()));
+        }
+    }
+    if let Some(v) = &spec.ces_class {
+        if non_empty("ces_class", v.len(), report) {
+            all.push(Condition::CesClassIn(v.clone()));
+        }
+    }
+    let text_fields = [
+        ("touchpoint", TextField::Touchpoint, &spec.touchpoint),
+        ("channel", TextField::Channel, &spec.channel),
+        ("store", TextField::Store, &spec.store),
+        ("region", TextField::Region, &spec.region),
+        ("country", TextField::Country, &spec.country),
+        ("segment", TextField::Segment, &spec.segment),
+        ("product_line", TextField::ProductLine, &spec.product_line),
+        ("source", TextField::Source, &spec.source),
+    ];
+    for (name, field, values) in text_fields {
+        if let Some(values) = values {
+            if non_empty(name, values.len(), report) {
+                all.push(Condition::TextIn(field, values.clone()));
+            }
+        }
+    }
+    if let Some(keywords) = &spec.comment_any {
+        if non_empty("comment_any", keywords.len(), report) {
+            let folded: Vec<String> = keywords.iter().map(|k| fold(k.trim())).collect();
+            if let Some(i) = folded.iter().position(String::is_empty) {
+                report(
+                    format!("{path}.comment_any[{i}]"),
+                    "keyword must not be empty".into(),
+                );
+            } else {
+                all.push(Condition::CommentAny(folded));
+            }
+        }
+    }
+    if let Some(attributes) = &spec.attributes {
+        if non_empty("attributes", attributes.len(), report) {
+            for (key, value) in attributes {
+                all.push(Condition::AttributeEquals(key.clone(), value.clone()));
+            }
+        }
+    }
+    if let Some(keys) = &spec.has_attributes {
+        if non_empty("has_attributes", keys.len(), report) {
+            all.extend(keys.iter().cloned().map(Condition::HasAttribute));
+        }
+    }
+    if let Some(any) = &spec.any {
+        if non_empty("any", any.len(), report) {
+            let branches = any
+                .iter()
+                .enumerate()
+                .map(|(i, m)| compile_matcher(m, &format!("{path}.any[{i}]"), report))
+                .collect();
+            all.push(Condition::Any(branches));
+        }
+    }
+    if all.is_empty() && !has_any_key(spec) {
+        report(
+            path.to_owned(),
+            "must have at least one condition (a rule that matches everything would alert on every response)".into(),
+        );
+    }
+    Condition::All(all)
+}
+
+fn has_any_key(spec: &MatcherSpec) -> bool {
+    spec.nps.is_some()
+        || spec.csat.is_some()
+        || spec.ces.is_some()
+        || spec.nps_class.is_some()
+        || spec.csat_class.is_some()
+        || spec.ces_class.is_some()
+        || spec.touchpoint.is_some()
+        || spec.channel.is_some()
+        || spec.store.is_some()
+        || spec.region.is_some()
+        || spec.country.is_some()
+        || spec.segment.is_some()
+        || spec.product_line.is_some()
+        || spec.source.is_some()
+        || spec.comment_any.is_some()
+        || spec.attributes.is_some()
+        || spec.has_attributes.is_some()
+        || spec.any.is_some()
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A TOML syntax or shape error, located by line.
+pub(crate) fn toml_problem(text: &str, error: &toml::de::Error) -> ConfigProblem {
+    ConfigProblem {
+        line: error.span().map(|s| line_of(text, s.start)),
+        item: None,
+        field: None,
+        message: clean_serde_message(error.message()),
+    }
+}
+
+/// serde's messages end with a newline or a period now and then; keep them
+/// on one line for logs and terminals.
+pub(crate) fn clean_serde_message(message: &str) -> String {
+    message.trim().trim_end_matches('.').replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event;
+
+    fn event(json: serde_json::Value) -> FeedbackEvent {
+        let mut base = serde_json::json!({
+            "event_id": "e-1", "occurred_at": "2026-11-20T10:15:00+01:00", "source": "survey.post-delivery",
+            "customer": {"id": "C-1", "segment": "gold"},
+            "journey": {"touchpoint": "delivery", "channel": "web"},
+            "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
+            "product_line": "electromenager",
+            "scores": {"nps": 3},
+            "attributes": {"order_id": "CMD-1", "items": 3, "gift": false}
+        });
+        for (k, v) in json.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        parse_event(&serde_json::to_vec(&base).unwrap(), 1 << 20).unwrap()
+    }
+
+    fn one_rule(when: &str) -> RuleSet {
+        let text = format!(
+            "[[rule]]\nid = \"r\"\nseverity = \"high\"\nchannels = [\"email\"]\n[rule.when]\n{when}\n"
+        );
+        RuleSet::from_toml("rules.toml", &text).unwrap_or_else(|e| panic!("{when}: {e}"))
+    }
+
+    /// (condition, event patch, expected to fire)
+    #[test]
+    fn conditions_table() {
+        use serde_json::json;
+        let cases: Vec<(&str, serde_json::Value, bool)> = vec![
+            ("nps = { max = 6 }", json!({"scores": {"nps": 6}}), true),
+            ("nps = { max = 6 }", json!({"scores": {"nps": 7}}), false),
+            ("nps = { max = 6 }", json!({"scores": {"ces": 2}}), false),
+            ("nps = { min = 9 }", json!({"scores": {"nps": 10}}), true),
+            ("ces = { max = 3 }", json!({"scores": {"ces": 3}}), true),
+            ("ces = { max = 3 }", json!({"scores": {"ces": 4}}), false),
+            (
+                "csat = { min = 1, max = 2 }",
+                json!({"scores": {"csat": 2}}),
+                true,
+            ),
+            (
+                "nps_class = [\"detractor\"]",
+                json!({"scores": {"nps": 0}}),
+                true,
+            ),
+            (
+                "nps_class = [\"detractor\"]",
+                json!({"scores": {"nps": 7}}),
+                false,
+            ),
+            (
+                "nps_class = [\"passive\", \"promoter\"]",
+                json!({"scores": {"nps": 8}}),
+                true,
+            ),
+            (
+                "csat_class = [\"dissatisfied\"]",
+                json!({"scores": {"csat": 1}}),
+                true,
+            ),
+            (
+                "csat_class = [\"dissatisfied\"]",
+                json!({"scores": {"csat": 3}}),
+                false,
+            ),
+            (
+                "ces_class = [\"high_effort\"]",
+                json!({"scores": {"ces": 1}}),
+                true,
+            ),
+            (
+                "ces_class = [\"high_effort\"]",
+                json!({"scores": {"ces": 5}}),
+                false,
+            ),
+            ("touchpoint = [\"delivery\", \"returns\"]", json!({}), true),
+            ("touchpoint = [\"returns\"]", json!({}), false),
+            ("channel = [\"web\"]", json!({}), true),
+            (
+                "channel = [\"app\"]",
+                json!({"journey": {"touchpoint": "delivery"}}),
+                false,
+            ),
+            ("store = [\"LYON-01\", \"LYON-02\"]", json!({}), true),
+            ("region = [\"FR-IDF\"]", json!({}), false),
+            ("country = [\"FR\"]", json!({}), true),
+            ("segment = [\"gold\"]", json!({}), true),
+            ("product_line = [\"jardin\"]", json!({}), false),
+            ("source = [\"survey.post-delivery\"]", json!({}), true),
+            (
+                "comment_any = [\"résilier\"]",
+                json!({"comment": "Je vais RESILIER mon abonnement"}),
+                true,
+            ),
+            (
+                "comment_any = [\"RETARD\"]",
+                json!({"comment": "Livraison en retard"}),
+                true,
+            ),
+            (
+                "comment_any = [\"avocat\", \"lawyer\"]",
+                json!({"comment": "My LAWYER will hear"}),
+                true,
+            ),
+            (
+                "comment_any = [\"avocat\"]",
+                json!({"comment": "Merci"}),
+                false,
+            ),
+            ("comment_any = [\"avocat\"]", json!({}), false),
+            ("attributes = { order_id = \"CMD-1\" }", json!({}), true),
+            ("attributes = { items = 3 }", json!({}), true),
+            ("attributes = { items = 3.0 }", json!({}), true),
+            ("attributes = { gift = true }", json!({}), false),
+            ("has_attributes = [\"order_id\"]", json!({}), true),
+            ("has_attributes = [\"agent_id\"]", json!({}), false),
+            (
+                "nps = { max = 6 }\ntouchpoint = [\"delivery\"]",
+                json!({}),
+                true,
+            ),
+            (
+                "nps = { max = 6 }\ntouchpoint = [\"returns\"]",
+                json!({}),
+                false,
+            ),
+            (
+                "any = [{ ces = { max = 3 } }, { comment_any = [\"cancel\"] }]",
+                json!({"scores": {"nps": 9}, "comment": "I will cancel"}),
+                true,
+            ),
+            (
+                "any = [{ ces = { max = 3 } }, { comment_any = [\"cancel\"] }]",
+                json!({"scores": {"nps": 9}}),
+                false,
+            ),
+            (
+                "any = [{ ces = { max = 3 } }, { comment_any = [\"cancel\"] }]",
+                json!({"scores": {"ces": 2}}),
+                true,
+            ),
+        ];
+        for (when, patch, expected) in cases {
+            let rules = one_rule(when);
+            let fired = !rules.evaluate(&event(patch.clone())).is_empty();
+            assert_eq!(fired, expected, "`{when}` on {patch}");
+        }
+    }
+
+    /// (file body, expected fragments of the error text)
+    #[test]
+    fn refusals_name_rule_field_and_line() {
+        let head = "[[rule]]\nid = \"bad\"\nseverity = \"high\"\nchannels = [\"email\"]\n";
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (format!("{head}[rule.when]\nnpss = {{ max = 6 }}\n"), vec!["line 1", "rule \"bad\"", "when", "unknown field `npss`"]),
+            (format!("{head}[rule.when]\nnps = {{ max = 11 }}\n"), vec!["line 1", "rule \"bad\"", "when.nps.max", "0..10"]),
+            (format!("{head}[rule.when]\nnps = {{ min = 7, max = 6 }}\n"), vec!["when.nps", "greater than max"]),
+            (format!("{head}[rule.when]\nnps = {{ max = \"6\" }}\n"), vec!["rule \"bad\"", "when.nps.max", "invalid type"]),
+            (format!("{head}[rule.when]\nnps = {{}}\n"), vec!["when.nps", "give min, max or both"]),
+            (format!("{head}[rule.when]\nnps_class = [\"angry\"]\n"), vec!["when.nps_class", "unknown variant `angry`"]),
+            (format!("{head}[rule.when]\ntouchpoint = []\n"), vec!["when.touchpoint", "at least one value"]),
+            (format!("{head}[rule.when]\ncomment_any = [\" \"]\n"), vec!["when.comment_any[0]", "must not be empty"]),
+            (format!("{head}[rule.when]\n"), vec!["rule \"bad\"", "when", "at least one condition"]),
+            (format!("{head}"), vec!["rule \"bad\"", "missing field `when`"]),
+            ("[[rule]]\nid = \"x\"\nseverity = \"urgent\"\nchannels = [\"email\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["severity", "unknown variant `urgent`"]),
+            ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = [\"sms\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels[0]", "unknown variant `sms`"]),
+            ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = []\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels", "at least one"]),
+            (format!("{head}[rule.when]\nnps = {{ max = 6 }}\n\n{head}[rule.when]\nces = {{ max = 3 }}\n"), vec!["line 8", "duplicate rule id"]),
+            ("[[rule]\nid = 1\n".into(), vec!["line 1"]),
+            ("rules = []\n".into(), vec!["unknown field `rules`"]),
+        ];
+        for (body, fragments) in cases {
+            let err = RuleSet::from_toml("rules.toml", &body)
+                .expect_err(&body)
+                .to_string();
+            for fragment in fragments {
+                assert!(
+                    err.contains(fragment),
+                    "expected `{fragment}` in `{err}` for:\n{body}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let body = "[[rule]]\nid = \"a\"\nseverity = \"high\"\nchannels = []\n[rule.when]\nnps = { max = 6 }\n\
+                    [[rule]]\nid = \"b\"\nseverity = \"high\"\nchannels = [\"email\"]\n[rule.when]\nces = { max = 9 }\n";
+        let err = RuleSet::from_toml("rules.toml", body).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn evaluation_keeps_file_order() {
+        let body = "[[rule]]\nid = \"second-in-severity\"\nseverity = \"medium\"\nchannels = [\"email\"]\n[rule.when]\nces = { max = 3 }\n\
+                    [[rule]]\nid = \"first\"\nseverity = \"high\"\nchannels = [\"webhook\"]\n[rule.when]\nnps = { max = 6 }\n";
+        let rules = RuleSet::from_toml("rules.toml", body).unwrap();
+        let fired: Vec<_> = rules
+            .evaluate(&event(serde_json::json!({"scores": {"nps": 2, "ces": 1}})))
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(fired, ["second-in-severity", "first"]);
+        assert_eq!(rules.rules()[1].line, 7);
+    }
+}

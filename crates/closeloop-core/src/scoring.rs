@@ -1,0 +1,100 @@
+//! The standard classifications of the feedback contract.
+//!
+//! NPS 0–6 detractor, 7–8 passive, 9–10 promoter; CSAT 1–2 dissatisfied,
+//! 3 neutral, 4–5 satisfied; CES 1–3 high effort, 4 neutral, 5–7 low effort.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Ces, Csat, Nps};
+
+/// Where an NPS answer falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NpsClass {
+    Detractor,
+    Passive,
+    Promoter,
+}
+
+/// Where a CSAT answer falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsatClass {
+    Dissatisfied,
+    Neutral,
+    Satisfied,
+}
+
+/// Where a CES answer falls. High effort (1–3) is the bad end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CesClass {
+    HighEffort,
+    Neutral,
+    LowEffort,
+}
+
+impl Nps {
+    /// The standard NPS classification.
+    pub fn class(self) -> NpsClass {
+        match self.value() {
+            0..=6 => NpsClass::Detractor,
+            7..=8 => NpsClass::Passive,
+            _ => NpsClass::Promoter,
+        }
+    }
+}
+
+impl Csat {
+    /// The standard CSAT classification.
+    pub fn class(self) -> CsatClass {
+        match self.value() {
+            1..=2 => CsatClass::Dissatisfied,
+            3 => CsatClass::Neutral,
+            _ => CsatClass::Satisfied,
+        }
+    }
+}
+
+impl Ces {
+    /// The standard CES 2.0 classification.
+    pub fn class(self) -> CesClass {
+        match self.value() {
+            1..=3 => CesClass::HighEffort,
+            4 => CesClass::Neutral,
+            _ => CesClass::LowEffort,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifications_follow_the_contract() {
+        let nps: Vec<_> = (0..=10).map(|v| Nps::new(v).unwrap().class()).collect();
+        assert_eq!(nps[..7], [NpsClass::Detractor; 7]);
+        assert_eq!(nps[7..9], [NpsClass::Passive; 2]);
+        assert_eq!(nps[9..], [NpsClass::Promoter; 2]);
+
+        let csat: Vec<_> = (1..=5).map(|v| Csat::new(v).unwrap().class()).collect();
+        use CsatClass::*;
+        assert_eq!(
+            csat,
+            [Dissatisfied, Dissatisfied, Neutral, Satisfied, Satisfied]
+        );
+
+        let ces: Vec<_> = (1..=7).map(|v| Ces::new(v).unwrap().class()).collect();
+        assert_eq!(ces[..3], [CesClass::HighEffort; 3]);
+        assert_eq!(ces[3], CesClass::Neutral);
+        assert_eq!(ces[4..], [CesClass::LowEffort; 3]);
+    }
+
+    #[test]
+    fn scales_refuse_out_of_range() {
+        assert!(Nps::new(11).is_none());
+        assert!(Csat::new(0).is_none() && Csat::new(6).is_none());
+        assert!(Ces::new(0).is_none() && Ces::new(8).is_none());
+    }
+}
