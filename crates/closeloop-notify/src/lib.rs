@@ -1,1 +1,17 @@
-//! closeloop-notify
+//! Dispatch for closeloop: drains the transactional outbox and sends each
+//! notification by email (SMTP, lettre) or signed webhook (reqwest).
+//!
+//! Architecture invariants: a delivery is claimed (and the claim committed)
+//! before any network I/O; every attempt is recorded; a failure is
+//! classified here, at the edge, as permanent (dead at once) or transient
+//! (retried on the schedule); nothing is ever deleted from the outbox.
+
+pub mod email;
+mod error;
+pub mod webhook;
+pub mod worker;
+
+pub use email::{EmailSender, SmtpSecurity, SmtpSettings};
+pub use error::{NotifyError, Result};
+pub use webhook::{WebhookSecret, WebhookSender};
+pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher, SystemClock};

@@ -1,1 +1,86 @@
-//! closeloop-store
+//! PostgreSQL persistence for closeloop (sqlx): accepted events, cases, their
+//! append-only history, and the transactional outbox the dispatcher drains.
+//!
+//! Architecture invariants:
+//! - an event and everything it causes (case, history, outbox rows) commit in
+//!   one transaction, or not at all;
+//! - `feedback_events.event_id` is the primary key, so replays create nothing;
+//! - history is append-only (a trigger refuses UPDATE and DELETE);
+//! - the store never decides anything: rules and transitions come from
+//!   `closeloop-core`; time (`now`) is always a parameter.
+
+mod cases;
+mod error;
+mod intake;
+mod metrics;
+mod outbox;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView};
+pub use error::{Result, StoreError};
+pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
+pub use metrics::LoopMetricsRow;
+pub use outbox::{Delivery, DeliveryResult};
+
+/// Static settings the store needs to render what it stores.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Base of case links, e.g. `https://closeloop.example.com`; a case's
+    /// page is `{public_url}/cases/{id}`.
+    pub public_url: String,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    options: StoreOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connect a pool to `url`. Connections are made lazily, so a database
+    /// that is down at start-up is retried rather than fatal.
+    pub fn connect_lazy(url: &str, max_connections: u32, options: StoreOptions) -> Result<Self> {
+        let connect: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(connect);
+        Ok(Store { pool, options })
+    }
+
+    /// Apply pending migrations (embedded at build time).
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn case_url(&self, id: uuid::Uuid) -> String {
+        format!(
+            "{}/cases/{id}",
+            self.options.public_url.trim_end_matches('/')
+        )
+    }
+}

@@ -1,0 +1,242 @@
+//! The outbox worker: claim due deliveries, send them, record the outcome.
+//!
+//! Claims commit (with a lease) before any network I/O, so a crash leaves
+//! rows that come back when the lease expires; a send that succeeded just
+//! before a crash may be repeated, with the same id (at-least-once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use closeloop_store::{CaseView, Delivery, DeliveryResult, Store};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::email::EmailSender;
+use crate::error::NotifyError;
+use crate::webhook::WebhookSender;
+
+/// The time source, injected so tests control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Deliveries sent concurrently by one dispatcher.
+    pub concurrency: usize,
+    /// How often to look for due deliveries when nothing wakes the worker.
+    pub poll_interval: Duration,
+    /// How long a claim lasts; longer than any send can take.
+    pub lease: Duration,
+    /// Delay before each attempt: the first entry is the first attempt
+    /// (usually 0), the last entry the last retry. Then the delivery is dead.
+    pub retry_schedule: Vec<Duration>,
+}
+
+/// Delay before attempt `next_attempt` (1-based), or `None` when the
+/// schedule is exhausted. `jitter` in [0, 1) spreads retries by up to +20%
+/// so that failed deliveries do not all return at once; a receiver's
+/// `Retry-After` is honoured as a minimum.
+pub fn retry_delay(
+    schedule: &[Duration],
+    next_attempt: usize,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Option<Duration> {
+    let base = *schedule.get(next_attempt.checked_sub(1)?)?;
+    let spread = base.mul_f64(0.2 * jitter.clamp(0.0, 1.0));
+    Some((base + spread).max(retry_after.unwrap_or_default()))
+}
+
+/// Sends what the outbox holds.
+pub struct Dispatcher {
+    store: Store,
+    email: EmailSender,
+    webhook: WebhookSender,
+    settings: DispatchSettings,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        email: EmailSender,
+        webhook: WebhookSender,
+        settings: DispatchSettings,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Dispatcher {
+            store,
+            email,
+            webhook,
+            settings,
+            clock,
+            wake,
+        }
+    }
+
+    /// Run until `cancel` fires; the sends in flight then finish first.
+    pub async fn run(&self, cancel: CancellationToken) {
+        info!(
+            concurrency = self.settings.concurrency,
+            "dispatcher started"
+        );
+        loop {
+            let worked = match self.tick().await {
+                Ok(count) => count > 0,
+                Err(error) => {
+                    warn!(%error, "dispatcher could not reach the outbox");
+                    false
+                }
+            };
+            if cancel.is_cancelled() {
+                break;
+            }
+            if !worked {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+            }
+        }
+        info!("dispatcher stopped");
+    }
+
+    /// Claim one round of due deliveries and send them. Returns how many.
+    pub async fn tick(&self) -> Result<usize, closeloop_store::StoreError> {
+        let now = self.clock.now();
+        let lease =
+            chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+        let claimed = self
+            .store
+            .claim_due(now, now + lease, self.settings.concurrency as i64)
+            .await?;
+        let count = claimed.len();
+        let results = futures::future::join_all(claimed.into_iter().map(|d| self.deliver(d))).await;
+        for result in results {
+            result?;
+        }
+        Ok(count)
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Result<(), closeloop_store::StoreError> {
+        let outcome = self.send(&delivery).await;
+        let now = self.clock.now();
+        let result = match outcome {
+            Ok(detail) => DeliveryResult::Sent { detail },
+            Err(NotifyError::Transient {
+                message,
+                retry_after,
+            }) => {
+                let next = retry_delay(
+                    &self.settings.retry_schedule,
+                    delivery.attempts as usize + 1,
+                    retry_after,
+                    rand::random(),
+                );
+                match next {
+                    Some(delay) => DeliveryResult::Retry {
+                        at: now
+                            + chrono::Duration::from_std(delay)
+                                .unwrap_or(chrono::Duration::hours(10)),
+                        error: message,
+                    },
+                    None => DeliveryResult::Dead {
+                        error: format!(
+                            "retries exhausted after {} attempts: {message}",
+                            delivery.attempts
+                        ),
+                    },
+                }
+            }
+            Err(error) => DeliveryResult::Dead {
+                error: error.to_string(),
+            },
+        };
+        match &result {
+            DeliveryResult::Sent { .. } => {
+                debug!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, "delivered")
+            }
+            DeliveryResult::Retry { at, error } => {
+                warn!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, retry_at = %at, "delivery failed, will retry")
+            }
+            DeliveryResult::Dead { error } => {
+                warn!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, "delivery is dead")
+            }
+        }
+        self.store
+            .record_attempt(delivery.id, delivery.attempts, &result, now)
+            .await
+    }
+
+    async fn send(&self, delivery: &Delivery) -> Result<String, NotifyError> {
+        let id = delivery.id.to_string();
+        match delivery.channel.as_str() {
+            "email" => {
+                let case: CaseView = serde_json::from_value(delivery.payload["data"].clone())
+                    .map_err(|e| {
+                        NotifyError::Permanent(format!("unreadable outbox payload: {e}"))
+                    })?;
+                self.email.send(&id, &delivery.recipient, &case).await
+            }
+            "webhook" => {
+                let body = serde_json::to_vec(&delivery.payload).map_err(|e| {
+                    NotifyError::Permanent(format!("unreadable outbox payload: {e}"))
+                })?;
+                self.webhook
+                    .send(&delivery.recipient, &id, self.clock.now().timestamp(), body)
+                    .await
+            }
+            other => Err(NotifyError::Permanent(format!("unknown channel {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn retry_delay_table() {
+        let schedule = [secs(0), secs(5), secs(300)];
+        // (next attempt, retry-after, jitter, expected)
+        let cases = [
+            (1, None, 0.0, Some(secs(0))),
+            (2, None, 0.0, Some(secs(5))),
+            (2, None, 0.5, Some(secs(5) + Duration::from_millis(500))),
+            (2, None, 1.0, Some(secs(6))),
+            (3, None, 0.0, Some(secs(300))),
+            (3, Some(secs(600)), 0.0, Some(secs(600))),
+            (2, Some(secs(1)), 0.0, Some(secs(5))),
+            (4, None, 0.0, None),
+            (0, None, 0.0, None),
+        ];
+        for (attempt, retry_after, jitter, expected) in cases {
+            assert_eq!(
+                retry_delay(&schedule, attempt, retry_after, jitter),
+                expected,
+                "attempt {attempt}"
+            );
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Reading cases and applying owner commands to them.
+//!
+//! A command runs in one transaction: the case row is locked, the core's
+//! state machine decides, and the new state, its history entry and any
+//! webhook for the owner commit together.
+
+use chrono::{DateTime, Utc};
+use closeloop_core::{CaseEventType, CaseState, Command, Effect, FeedbackEvent, Severity, Status};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::intake::OutboxRows;
+use crate::{Result, Store, StoreError};
+
+/// A case as the API and webhooks show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseView {
+    pub id: Uuid,
+    /// The case's page, for people.
+    pub url: String,
+    pub version: i32,
+    pub status: Status,
+    pub severity: Severity,
+    pub owner_id: String,
+    pub owner_name: String,
+    /// How the owner was found: rule, store, region or default.
+    pub route: String,
+    pub rule_ids: Vec<String>,
+    pub channels: Vec<String>,
+    pub event_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub first_contact_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub root_cause: Option<String>,
+    pub contact_attempts: i32,
+    /// The triggering event, with the customer's contact details.
+    pub event: FeedbackEvent,
+}
+
+/// One history line as shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct HistoryView {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub note: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// One notification of a case and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub channel: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// A case with its full history and deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseView,
+    pub history: Vec<HistoryView>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// Filters for listing cases; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub status: Option<Status>,
+    pub owner_id: Option<String>,
+    pub store_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CaseRow {
+    id: Uuid,
+    version: i32,
+    status: String,
+    severity: String,
+    owner_id: String,
+    owner_name: String,
+    owner_webhook_url: Option<String>,
+    route: String,
+    rule_ids: Vec<String>,
+    channels: Vec<String>,
+    event_id: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    first_contact_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+    resolved_by: Option<String>,
+    root_cause: Option<String>,
+    contact_attempts: i32,
+    event: serde_json::Value,
+}
+
+const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_webhook_url, route, rule_ids,
+    channels, event_id, created_at, updated_at, acknowledged_at, first_contact_at, resolved_at, closed_at,
+    resolved_by, root_cause, contact_attempts, event";
+
+impl CaseRow {
+    fn into_view(self, store: &Store) -> Result<CaseView> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("case {}: {what}", self.id));
+        Ok(CaseView {
+            url: store.case_url(self.id),
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("unknown status"))?,
+            severity: Severity::parse(&self.severity).ok_or_else(|| corrupt("unknown severity"))?,
+            event: serde_json::from_value(self.event.clone())
+                .map_err(|e| corrupt(&e.to_string()))?,
+            id: self.id,
+            version: self.version,
+            owner_id: self.owner_id,
+            owner_name: self.owner_name,
+            route: self.route,
+            rule_ids: self.rule_ids,
+            channels: self.channels,
+            event_id: self.event_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            acknowledged_at: self.acknowledged_at,
+            first_contact_at: self.first_contact_at,
+            resolved_at: self.resolved_at,
+            closed_at: self.closed_at,
+            resolved_by: self.resolved_by,
+            root_cause: self.root_cause,
+            contact_attempts: self.contact_attempts,
+        })
+    }
+}
+
+impl CaseView {
+    fn state(&self) -> CaseState {
+        CaseState {
+            status: self.status,
+            version: self.version,
+            acknowledged_at: self.acknowledged_at,
+            first_contact_at: self.first_contact_at,
+            resolved_at: self.resolved_at,
+            closed_at: self.closed_at,
+            root_cause: self.root_cause.clone(),
+            contact_attempts: self.contact_attempts,
+        }
+    }
+}
+
+/// The webhook body announcing `event_type` for a case (Standard Webhooks
+/// shape: `type`, `timestamp`, `data`). Frozen in the outbox, so every retry
+/// sends the same bytes.
+pub(crate) fn webhook_body(
+    event_type: CaseEventType,
+    case: &CaseView,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": event_type.as_str(),
+        "timestamp": now,
+        "data": case,
+    })
+}
+
+impl Store {
+    /// Cases matching `filter`, newest first.
+    pub async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseView>> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases
+             WHERE ($1::text IS NULL OR status = $1)
+               AND ($2::text IS NULL OR owner_id = $2)
+               AND ($3::text IS NULL OR store_id = $3)
+             ORDER BY created_at DESC, id DESC
+             LIMIT $4 OFFSET $5"
+        );
+        let rows: Vec<CaseRow> = sqlx::query_as(&sql)
+            .bind(filter.status.map(Status::as_str))
+            .bind(&filter.owner_id)
+            .bind(&filter.store_id)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| r.into_view(self)).collect()
+    }
+
+    /// One case with its history and deliveries.
+    pub async fn case_detail(&self, id: Uuid) -> Result<CaseDetail> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
+        let row: CaseRow = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::CaseNotFound(id))?;
+        let history = sqlx::query_as(
+            "SELECT at, actor, action, from_status, to_status, note, details
+             FROM case_history WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let deliveries = sqlx::query_as(
+            "SELECT id, channel, event_type, status, attempts, last_error, created_at, sent_at, next_attempt_at
+             FROM outbox WHERE case_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(CaseDetail {
+            case: row.into_view(self)?,
+            history,
+            deliveries,
+        })
+    }
+
+    /// Apply an owner's command to a case. A refusal from the state machine
+    /// is returned as [`StoreError::Transition`] and changes nothing.
+    pub async fn apply_command(
+        &self,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        now: DateTime<Utc>,
+        root_causes: &[String],
+    ) -> Result<CaseDetail> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE");
+        let row: CaseRow = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::CaseNotFound(id))?;
+        let webhook_url = row.owner_webhook_url.clone();
+        let mut view = row.into_view(self)?;
+        let transition = view.state().apply(command, actor, now, root_causes)?;
+        let next = &transition.state;
+        let resolved_by = match next.status {
+            Status::Resolved => Some(actor.to_owned()),
+            Status::Closed => view.resolved_by.clone(),
+            _ => None,
+        };
+        sqlx::query(
+            "UPDATE cases SET status = $2, version = $3, updated_at = $4, acknowledged_at = $5,
+                    first_contact_at = $6, resolved_at = $7, closed_at = $8, root_cause = $9,
+                    contact_attempts = $10, resolved_by = $11
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next.status.as_str())
+        .bind(next.version)
+        .bind(now)
+        .bind(next.acknowledged_at)
+        .bind(next.first_contact_at)
+        .bind(next.resolved_at)
+        .bind(next.closed_at)
+        .bind(&next.root_cause)
+        .bind(next.contact_attempts)
+        .bind(&resolved_by)
+        .execute(&mut *tx)
+        .await?;
+        let entry = &transition.entry;
+        sqlx::query(
+            "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(entry.from_status.map(Status::as_str))
+        .bind(entry.to_status.as_str())
+        .bind(&entry.note)
+        .bind(&entry.details)
+        .execute(&mut *tx)
+        .await?;
+
+        view.status = next.status;
+        view.version = next.version;
+        view.updated_at = now;
+        view.acknowledged_at = next.acknowledged_at;
+        view.first_contact_at = next.first_contact_at;
+        view.resolved_at = next.resolved_at;
+        view.closed_at = next.closed_at;
+        view.root_cause = next.root_cause.clone();
+        view.contact_attempts = next.contact_attempts;
+        view.resolved_by = resolved_by;
+        if let Some(url) = &webhook_url {
+            let mut outbox = OutboxRows::default();
+            for effect in &transition.effects {
+                let Effect::NotifyWebhook(event_type) = effect;
+                outbox.push(
+                    id,
+                    "webhook",
+                    *event_type,
+                    url,
+                    webhook_body(*event_type, &view, now),
+                );
+            }
+            outbox.insert(&mut tx, now).await?;
+        }
+        tx.commit().await?;
+        self.case_detail(id).await
+    }
+}

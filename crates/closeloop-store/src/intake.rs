@@ -1,0 +1,280 @@
+//! Persisting a batch of accepted events: one transaction per batch, bulk
+//! inserts through `UNNEST`, duplicates skipped by the `event_id` key.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use closeloop_core::{Alert, CaseEventType, CaseState, FeedbackEvent, Status};
+use uuid::Uuid;
+
+use crate::cases::{webhook_body, CaseView};
+use crate::{Result, Store};
+
+/// Where an event was read from, kept for audit and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One accepted event and what the policy decided for it.
+#[derive(Debug, Clone)]
+pub struct IntakeRecord {
+    pub event: FeedbackEvent,
+    pub position: Option<SourcePosition>,
+    /// `Some` when a rule fired: a case is opened.
+    pub alert: Option<Alert>,
+}
+
+/// What a batch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events seen for the first time.
+    pub accepted: usize,
+    /// Events already stored (replays), skipped.
+    pub duplicates: usize,
+    pub cases_opened: usize,
+    pub notifications_queued: usize,
+}
+
+impl Store {
+    /// Store a batch atomically: events, cases, creation history and outbox
+    /// rows commit together. Events already stored are skipped, so a batch
+    /// replayed after a crash creates nothing twice.
+    pub async fn persist_batch(
+        &self,
+        records: &[IntakeRecord],
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        // The same event_id twice inside one batch: the first one wins.
+        let mut seen = HashSet::new();
+        let unique: Vec<&IntakeRecord> = records
+            .iter()
+            .filter(|r| seen.insert(r.event.event_id.as_str()))
+            .collect();
+        let mut outcome = BatchOutcome {
+            duplicates: records.len() - unique.len(),
+            ..BatchOutcome::default()
+        };
+        if unique.is_empty() {
+            return Ok(outcome);
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let inserted: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO feedback_events (event_id, occurred_at, received_at, alerted, nps, csat, ces,
+                                          store_id, region, touchpoint, source_topic, source_partition, source_offset)
+             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::int2[], $6::int2[],
+                                  $7::int2[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int8[])
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING event_id",
+        )
+        .bind(unique.iter().map(|r| r.event.event_id.clone()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.occurred_at.with_timezone(&Utc)).collect::<Vec<_>>())
+        .bind(vec![now; unique.len()])
+        .bind(unique.iter().map(|r| r.alert.is_some()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.scores.nps.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.scores.csat.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.scores.ces.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.location.store_id.clone()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.location.region.clone()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.event.journey.touchpoint.clone()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.position.as_ref().map(|p| p.topic.clone())).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.position.as_ref().map(|p| p.partition)).collect::<Vec<_>>())
+        .bind(unique.iter().map(|r| r.position.as_ref().map(|p| p.offset)).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        outcome.accepted = inserted.len();
+        outcome.duplicates += unique.len() - inserted.len();
+
+        let new_cases: Vec<(CaseView, &Alert)> = unique
+            .iter()
+            .filter(|r| inserted.contains(&r.event.event_id))
+            .filter_map(|r| {
+                Some((
+                    self.new_case_view(&r.event, r.alert.as_ref()?, now),
+                    r.alert.as_ref()?,
+                ))
+            })
+            .collect();
+        if new_cases.is_empty() {
+            tx.commit().await?;
+            return Ok(outcome);
+        }
+
+        let views: Vec<&CaseView> = new_cases.iter().map(|(v, _)| v).collect();
+        sqlx::query(
+            "INSERT INTO cases (id, event_id, status, severity, owner_id, owner_name, owner_email, owner_webhook_url,
+                                route, rule_ids, channels, customer_id, store_id, region, touchpoint, nps, csat, ces,
+                                event, version, created_at, updated_at)
+             SELECT u.id, u.event_id, 'open', u.severity, u.owner_id, u.owner_name, u.owner_email, u.owner_webhook_url,
+                    u.route, ARRAY(SELECT jsonb_array_elements_text(u.rule_ids)),
+                    ARRAY(SELECT jsonb_array_elements_text(u.channels)),
+                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[])
+                  AS u(id, event_id, severity, owner_id, owner_name, owner_email, owner_webhook_url, route, rule_ids,
+                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event)",
+        )
+        .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event_id.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.severity.as_str()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.owner_id.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.owner_name.clone()).collect::<Vec<_>>())
+        .bind(new_cases.iter().map(|(_, a)| a.owner.email.clone()).collect::<Vec<_>>())
+        .bind(new_cases.iter().map(|(_, a)| a.owner.webhook_url.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.route.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| serde_json::json!(v.rule_ids)).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| serde_json::json!(v.channels)).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.customer.id.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.location.store_id.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.location.region.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.journey.touchpoint.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.scores.nps.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.scores.csat.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.event.scores.ces.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| serde_json::to_value(&v.event).unwrap_or_default()).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let entries: Vec<_> = views
+            .iter()
+            .map(|v| {
+                (
+                    v.id,
+                    CaseState::creation_entry(now, &v.rule_ids, &v.owner_id, &v.route),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::jsonb[])",
+        )
+        .bind(entries.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.actor.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.action.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.from_status.map(|s| s.as_str())).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.to_status.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.note.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|(_, e)| e.details.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+
+        let mut outbox = OutboxRows::default();
+        for (view, alert) in &new_cases {
+            let body = webhook_body(CaseEventType::Created, view, now);
+            for notification in &alert.notifications {
+                outbox.push(
+                    view.id,
+                    notification.channel.as_str(),
+                    CaseEventType::Created,
+                    &notification.recipient,
+                    body.clone(),
+                );
+            }
+        }
+        outcome.notifications_queued = outbox.insert(&mut tx, now).await?;
+        outcome.cases_opened = new_cases.len();
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    fn new_case_view(&self, event: &FeedbackEvent, alert: &Alert, now: DateTime<Utc>) -> CaseView {
+        let id = Uuid::now_v7();
+        CaseView {
+            id,
+            url: self.case_url(id),
+            version: 1,
+            status: Status::Open,
+            severity: alert.severity,
+            owner_id: alert.owner.id.clone(),
+            owner_name: alert.owner.name.clone(),
+            route: alert.route.as_str().to_owned(),
+            rule_ids: alert.rule_ids.clone(),
+            channels: alert
+                .channels
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            event_id: event.event_id.clone(),
+            created_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            first_contact_at: None,
+            resolved_at: None,
+            closed_at: None,
+            resolved_by: None,
+            root_cause: None,
+            contact_attempts: 0,
+            event: event.clone(),
+        }
+    }
+}
+
+/// Outbox rows gathered for one bulk insert.
+#[derive(Default)]
+pub(crate) struct OutboxRows {
+    ids: Vec<Uuid>,
+    case_ids: Vec<Uuid>,
+    channels: Vec<String>,
+    event_types: Vec<String>,
+    recipients: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+}
+
+impl OutboxRows {
+    pub(crate) fn push(
+        &mut self,
+        case_id: Uuid,
+        channel: &str,
+        event_type: CaseEventType,
+        recipient: &str,
+        payload: serde_json::Value,
+    ) {
+        // v7: time-ordered, so ids sort roughly by creation, and unique
+        // across instances without coordination.
+        self.ids.push(Uuid::now_v7());
+        self.case_ids.push(case_id);
+        self.channels.push(channel.to_owned());
+        self.event_types.push(event_type.as_str().to_owned());
+        self.recipients.push(recipient.to_owned());
+        self.payloads.push(payload);
+    }
+
+    pub(crate) async fn insert(
+        self,
+        tx: &mut sqlx::PgConnection,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        if self.ids.is_empty() {
+            return Ok(0);
+        }
+        let count = self.ids.len();
+        // ORDER BY ordinality keeps seq in push order, which is the
+        // per-case delivery order.
+        sqlx::query(
+            "INSERT INTO outbox (id, case_id, channel, event_type, recipient, payload, next_attempt_at, created_at)
+             SELECT u.id, u.case_id, u.channel, u.event_type, u.recipient, u.payload, $7, $7
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+                  WITH ORDINALITY AS u(id, case_id, channel, event_type, recipient, payload, n)
+             ORDER BY u.n",
+        )
+        .bind(self.ids)
+        .bind(self.case_ids)
+        .bind(self.channels)
+        .bind(self.event_types)
+        .bind(self.recipients)
+        .bind(self.payloads)
+        .bind(now)
+        .execute(tx)
+        .await?;
+        Ok(count)
+    }
+}

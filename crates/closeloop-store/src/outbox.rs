@@ -1,0 +1,136 @@
+//! The outbox as a work queue for dispatchers.
+//!
+//! Claiming marks rows with a lease and commits before any network I/O, so
+//! a crashed dispatcher's rows come back when the lease expires, and several
+//! dispatchers share the queue through `FOR UPDATE SKIP LOCKED` without
+//! sending a row twice at once. A row is only claimable when no earlier row
+//! of the same case and channel is still pending: per-case order is kept.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Result, Store};
+
+/// A notification claimed for sending.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Delivery {
+    /// Stable across retries: the receiver's idempotency key.
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub channel: String,
+    pub event_type: String,
+    pub recipient: String,
+    pub payload: serde_json::Value,
+    /// The number of this attempt, from 1.
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Sent {
+        detail: String,
+    },
+    /// Try again at `at`.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Give up: permanent failure or retries exhausted. Kept, never deleted.
+    Dead {
+        error: String,
+    },
+}
+
+impl Store {
+    /// Claim up to `limit` due deliveries until `lease_until`.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query_as(
+            "WITH due AS (
+                 SELECT o.id FROM outbox o
+                 WHERE o.status = 'pending'
+                   AND o.next_attempt_at <= $1
+                   AND (o.locked_until IS NULL OR o.locked_until <= $1)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM outbox earlier
+                       WHERE earlier.case_id = o.case_id AND earlier.channel = o.channel
+                         AND earlier.status = 'pending' AND earlier.seq < o.seq)
+                 ORDER BY o.next_attempt_at, o.seq
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox SET locked_until = $2, attempts = outbox.attempts + 1
+             FROM due WHERE outbox.id = due.id
+             RETURNING outbox.id, outbox.case_id, outbox.channel, outbox.event_type, outbox.recipient,
+                       outbox.payload, outbox.attempts, outbox.created_at",
+        )
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Record how attempt `attempt` of delivery `id` ended.
+    pub async fn record_attempt(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        result: &DeliveryResult,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (outcome, detail) = match result {
+            DeliveryResult::Sent { detail } => {
+                sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, locked_until = NULL, last_error = NULL WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                ("sent", detail)
+            }
+            DeliveryResult::Retry { at, error } => {
+                sqlx::query("UPDATE outbox SET next_attempt_at = $2, locked_until = NULL, last_error = $3 WHERE id = $1 AND status = 'pending'")
+                    .bind(id)
+                    .bind(at)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+                ("retry", error)
+            }
+            DeliveryResult::Dead { error } => {
+                sqlx::query("UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+                ("dead", error)
+            }
+        };
+        sqlx::query("INSERT INTO delivery_attempts (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(attempt)
+            .bind(now)
+            .bind(outcome)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deliveries per status (`pending`, `sent`, `dead`), for metrics and tests.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
