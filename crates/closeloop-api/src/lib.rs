@@ -1,1 +1,375 @@
-//! closeloop-api
+//! The HTTP API of closeloop (axum): follow-up of cases by owners, event
+//! intake for upstream systems, loop metrics for ops, health for operators.
+//!
+//! Architecture invariants: handlers hold no business rules (transitions
+//! come from the core through the store); every error is mapped to a status
+//! and logged in one place ([`ApiError`]); the server takes its listener and
+//! its shutdown signal as parameters, so tests bind port 0.
+
+mod error;
+mod page;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use closeloop_core::{event::event_from_value, Command, ContactOutcome, Status};
+use closeloop_store::{CaseFilter, Store};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use error::ApiError;
+
+/// Publishes validated raw events to the intake topic (Kafka in production).
+#[async_trait::async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, payload: Vec<u8>) -> Result<(), String>;
+}
+
+/// The source of "now" for case transitions, injectable for tests.
+pub type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Root-cause codes a resolution must pick from.
+    pub root_causes: Arc<Vec<String>>,
+    pub publisher: Option<Arc<dyn EventPublisher>>,
+    pub max_event_bytes: usize,
+    pub now: NowFn,
+}
+
+/// Build the router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state
+        .max_event_bytes
+        .saturating_mul(1000)
+        .clamp(64 * 1024, 16 * 1024 * 1024);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/events", post(ingest_events))
+        .route("/v1/cases", get(list_cases))
+        .route("/v1/cases/{id}", get(get_case))
+        .route("/v1/cases/{id}/acknowledge", post(acknowledge))
+        .route("/v1/cases/{id}/notes", post(add_note))
+        .route("/v1/cases/{id}/contact-attempts", post(record_contact))
+        .route("/v1/cases/{id}/resolve", post(resolve))
+        .route("/v1/cases/{id}/reopen", post(reopen))
+        .route("/v1/cases/{id}/close", post(close))
+        .route("/v1/root-causes", get(root_causes))
+        .route("/v1/metrics/loop", get(loop_metrics))
+        .route("/cases/{id}", get(case_page))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve until `cancel` fires, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": error.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /v1/events`: one event object or an array of them. All are
+/// validated first; if any is invalid nothing is published and the answer
+/// names each bad element and field.
+async fn ingest_events(
+    State(state): State<AppState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (items, single) = match body {
+        Value::Array(items) => (items, false),
+        other => (vec![other], true),
+    };
+    if items.is_empty() {
+        return Err(ApiError::BadRequest("the array holds no event".into()));
+    }
+    let mut errors = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let size = serde_json::to_vec(item).map(|b| b.len()).unwrap_or(0);
+        let result = if size > state.max_event_bytes {
+            Err(closeloop_core::EventError::TooLarge {
+                size,
+                limit: state.max_event_bytes,
+            })
+        } else {
+            event_from_value(item).map(|_| ())
+        };
+        if let Err(error) = result {
+            errors
+                .push(json!({"index": index, "field": error.field(), "error": error.to_string()}));
+        }
+    }
+    if !errors.is_empty() {
+        let body = if single {
+            let only = &errors[0];
+            json!({"error": only["error"], "field": only["field"]})
+        } else {
+            json!({"error": format!("{} of {} events are invalid; none was accepted", errors.len(), items.len()), "errors": errors})
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+    }
+    let publisher = state.publisher.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("event intake is not configured on this instance".into())
+    })?;
+    for item in &items {
+        let payload = serde_json::to_vec(item).map_err(|e| ApiError::Internal(e.to_string()))?;
+        publisher
+            .publish(payload)
+            .await
+            .map_err(ApiError::Unavailable)?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": items.len()}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    owner: Option<String>,
+    store: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_cases(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let status = match &query.status {
+        None => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::BadRequest(format!(
+                "status: must be one of {} (got \"{text}\")",
+                all.join(", ")
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit: must be from 1 to 500".into()));
+    }
+    let filter = CaseFilter {
+        status,
+        owner_id: query.owner,
+        store_id: query.store,
+        limit,
+        offset: query.offset.unwrap_or(0).max(0),
+    };
+    let cases = state.store.list_cases(&filter).await?;
+    Ok(
+        Json(json!({"cases": cases, "limit": filter.limit, "offset": filter.offset}))
+            .into_response(),
+    )
+}
+
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::NotFound(format!("case {text} not found")))
+}
+
+async fn get_case(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let detail = state.store.case_detail(parse_id(&id)?).await?;
+    Ok(Json(detail).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActorNote {
+    actor: String,
+    note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    actor: String,
+    outcome: ContactOutcome,
+    note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    actor: String,
+    root_cause: String,
+    note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReopenBody {
+    actor: String,
+    reason: String,
+}
+
+async fn run_command(
+    state: &AppState,
+    id: &str,
+    command: Command,
+    actor: &str,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let detail = state
+        .store
+        .apply_command(id, &command, actor, (state.now)(), &state.root_causes)
+        .await?;
+    tracing::info!(case = %id, action = command.action(), actor, status = %detail.case.status, "case updated");
+    Ok(Json(detail).into_response())
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(&state, &id, Command::Acknowledge { note: b.note }, &b.actor).await
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(
+        &state,
+        &id,
+        Command::AddNote {
+            note: b.note.unwrap_or_default(),
+        },
+        &b.actor,
+    )
+    .await
+}
+
+async fn record_contact(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ContactBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(
+        &state,
+        &id,
+        Command::RecordContact {
+            outcome: b.outcome,
+            note: b.note,
+        },
+        &b.actor,
+    )
+    .await
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ResolveBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(
+        &state,
+        &id,
+        Command::Resolve {
+            root_cause: b.root_cause,
+            note: b.note,
+        },
+        &b.actor,
+    )
+    .await
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ReopenBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(&state, &id, Command::Reopen { reason: b.reason }, &b.actor).await
+}
+
+async fn close(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(&state, &id, Command::Close { note: b.note }, &b.actor).await
+}
+
+async fn root_causes(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"root_causes": *state.root_causes}))
+}
+
+#[derive(Debug, Deserialize)]
+struct MetricsQuery {
+    group_by: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+async fn loop_metrics(
+    State(state): State<AppState>,
+    query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let group_by = query.group_by.as_deref().unwrap_or("owner");
+    let column = match group_by {
+        "owner" => "owner_id",
+        "store" => "store_id",
+        "region" => "region",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "group_by: must be one of owner, store, region (got \"{other}\")"
+            )))
+        }
+    };
+    let to = query
+        .to
+        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+    let from = query.from.unwrap_or(to - chrono::Duration::days(30));
+    let rows = state.store.loop_metrics(column, from, to).await?;
+    Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
+}
+
+async fn case_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let detail = state.store.case_detail(parse_id(&id)?).await?;
+    Ok(Html(page::render(&detail, &state.root_causes)).into_response())
+}

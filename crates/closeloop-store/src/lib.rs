@@ -61,6 +61,16 @@ impl Store {
         Ok(Store { pool, options })
     }
 
+    /// Create the database named in `url` if it does not exist yet, so a
+    /// new installation needs no manual `createdb`.
+    pub async fn create_database_if_missing(url: &str) -> Result<()> {
+        use sqlx::migrate::MigrateDatabase;
+        if !sqlx::Postgres::database_exists(url).await? {
+            sqlx::Postgres::create_database(url).await?;
+        }
+        Ok(())
+    }
+
     /// Apply pending migrations (embedded at build time).
     pub async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("./migrations").run(&self.pool).await?;

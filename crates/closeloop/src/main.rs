@@ -1,1 +1,118 @@
-fn main() {}
+//! The `closeloop` binary: the composition root. It reads configuration,
+//! builds the adapters around the pure core, and runs the service or one of
+//! the offline commands.
+
+mod pipeline;
+mod rules_cmd;
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "closeloop",
+    version,
+    about = "Closed-loop alerting for customer feedback"
+)]
+struct Cli {
+    /// Configuration file; `CLOSELOOP__SECTION__KEY` variables override it.
+    #[arg(
+        long,
+        global = true,
+        env = "CLOSELOOP_CONFIG",
+        default_value = "config/closeloop.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run the service: Kafka intake, dispatcher and HTTP API.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check or try rules offline.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Publish a JSON-lines file of events to the intake topic, keyed by customer id.
+    Publish {
+        file: PathBuf,
+        /// Topic (default: kafka.topic from the configuration).
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Validate a rules file (and, with --owners, the owners it names).
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        owners: Option<PathBuf>,
+    },
+    /// Print one JSON decision line per event line, touching no database or broker.
+    Test {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        owners: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Rules { command } => run_rules(command),
+        Commands::Serve => runtime().and_then(|rt| rt.block_on(serve::serve(&cli.config))),
+        Commands::Migrate => runtime().and_then(|rt| rt.block_on(serve::migrate(&cli.config))),
+        Commands::Publish { file, topic } => {
+            runtime().and_then(|rt| rt.block_on(serve::publish(&cli.config, &file, topic)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run_rules(command: RulesCommand) -> anyhow::Result<()> {
+    match command {
+        RulesCommand::Check { file, owners } => {
+            println!("{}", rules_cmd::check(&file, owners.as_deref())?);
+        }
+        RulesCommand::Test {
+            rules,
+            owners,
+            events,
+        } => {
+            let policy = rules_cmd::load_policy(&rules, &owners)?;
+            let stdout = std::io::stdout();
+            rules_cmd::test(
+                &policy,
+                &events,
+                &mut std::io::BufWriter::new(stdout.lock()),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Wiring of the long-running service, and the commands that need the
+//! broker or the database.
+//!
+//! Shutdown order on SIGTERM or Ctrl-C: stop consuming (the batch in flight
+//! is stored and committed), stop the HTTP server after its in-flight
+//! requests, let the dispatcher finish its in-flight sends; all within
+//! `shutdown.grace`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use closeloop_api::{AppState, EventPublisher};
+use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
+use closeloop_notify::{
+    DispatchSettings, Dispatcher, EmailSender, SmtpSecurity, SystemClock, WebhookSecret,
+    WebhookSender,
+};
+use closeloop_store::{Store, StoreOptions};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::pipeline::Pipeline;
+use crate::rules_cmd::load_policy;
+use crate::settings::Settings;
+
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn,tower_http=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn client_settings(settings: &Settings) -> ClientSettings {
+    ClientSettings {
+        brokers: settings.kafka.brokers.clone(),
+        properties: settings.kafka.properties.clone(),
+    }
+}
+
+fn store(settings: &Settings) -> anyhow::Result<Store> {
+    Ok(Store::connect_lazy(
+        &settings.database.url,
+        settings.database.max_connections,
+        StoreOptions {
+            public_url: settings.http.public_url.clone(),
+        },
+    )?)
+}
+
+/// Retry `attempt` for up to `patience` while it fails transiently: at
+/// start-up the database or broker may still be booting.
+async fn with_patience<T, E: std::fmt::Display>(
+    what: &str,
+    patience: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                warn!(%error, "{what} failed, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => anyhow::bail!("{what} failed: {error}"),
+        }
+    }
+}
+
+/// Create the database if needed and apply migrations, waiting up to 30 s
+/// for PostgreSQL to come up.
+async fn prepare_database(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    let url = settings.database.url.as_str();
+    with_patience("database creation", Duration::from_secs(30), || {
+        Store::create_database_if_missing(url)
+    })
+    .await?;
+    with_patience("database migration", Duration::from_secs(30), || {
+        store.migrate()
+    })
+    .await
+}
+
+pub async fn migrate(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    init_tracing(&settings);
+    let store = store(&settings)?;
+    prepare_database(&settings, &store).await?;
+    info!("migrations applied");
+    Ok(())
+}
+
+pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let topic = topic.unwrap_or_else(|| settings.kafka.topic.clone());
+    let publisher = Publisher::new(&client_settings(&settings), &topic)?;
+    let count = publisher.publish_file(file, 1000).await?;
+    println!(
+        "published {count} events from {} to {topic}",
+        file.display()
+    );
+    Ok(())
+}
+
+struct KafkaEventPublisher(Publisher);
+
+#[async_trait]
+impl EventPublisher for KafkaEventPublisher {
+    async fn publish(&self, payload: Vec<u8>) -> Result<(), String> {
+        self.0.publish(&payload).await.map_err(|e| e.to_string())
+    }
+}
+
+pub async fn serve(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    init_tracing(&settings);
+    let policy = Arc::new(load_policy(
+        &settings.rules.rules_file,
+        &settings.rules.owners_file,
+    )?);
+    info!(
+        rules = policy.rules().rules().len(),
+        owners = policy.owners().owners().count(),
+        "rules loaded"
+    );
+
+    let store = store(&settings)?;
+    prepare_database(&settings, &store).await?;
+
+    let client = client_settings(&settings);
+    if settings.kafka.create_topics {
+        let topics = [
+            (settings.kafka.topic.as_str(), settings.kafka.partitions),
+            (
+                settings.kafka.dead_letter_topic.as_str(),
+                settings.kafka.partitions,
+            ),
+        ];
+        with_patience("topic creation", Duration::from_secs(30), || {
+            closeloop_kafka::admin::ensure_topics(&client, &topics)
+        })
+        .await?;
+    }
+
+    let smtp = closeloop_notify::SmtpSettings {
+        host: settings.smtp.host.clone(),
+        port: settings.smtp.port,
+        security: match settings.smtp.security.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            _ => SmtpSecurity::None,
+        },
+        username: settings.smtp.username.clone(),
+        password: settings.smtp.password.clone(),
+        from: settings.smtp.from.clone(),
+        timeout: settings.smtp.timeout,
+    };
+    let email = EmailSender::new(&smtp).context("smtp")?;
+    let secrets = settings
+        .webhook
+        .signing_secrets
+        .iter()
+        .map(|s| WebhookSecret::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .context("webhook.signing_secrets")?;
+    let webhook = WebhookSender::new(secrets, settings.webhook.timeout)?;
+    let wake = Arc::new(Notify::new());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        email,
+        webhook,
+        DispatchSettings {
+            concurrency: settings.dispatch.concurrency,
+            poll_interval: settings.dispatch.poll_interval,
+            lease: settings.dispatch.lease,
+            retry_schedule: settings
+                .dispatch
+                .retry_schedule
+                .iter()
+                .map(|d| **d)
+                .collect(),
+        },
+        Arc::new(SystemClock),
+        wake.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| format!("http.listen: could not bind {}", settings.http.listen))?;
+    info!(address = %listener.local_addr()?, "http api listening");
+    let publisher = Publisher::new(&client, &settings.kafka.topic)?;
+    let state = AppState {
+        store: store.clone(),
+        root_causes: Arc::new(settings.rules.root_causes.clone()),
+        publisher: Some(Arc::new(KafkaEventPublisher(publisher))),
+        max_event_bytes: settings.kafka.max_event_bytes,
+        now: Arc::new(chrono::Utc::now),
+    };
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let intake_settings = IntakeSettings {
+        client,
+        topic: settings.kafka.topic.clone(),
+        dead_letter_topic: settings.kafka.dead_letter_topic.clone(),
+        group_id: settings.kafka.group_id.clone(),
+        batch_max: settings.kafka.batch_max,
+        batch_linger: settings.kafka.batch_linger,
+        max_event_bytes: settings.kafka.max_event_bytes,
+    };
+    let pipeline = Pipeline {
+        store: store.clone(),
+        policy,
+        wake_dispatcher: wake,
+    };
+    let stats = Arc::new(IntakeStats::default());
+    {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(error) =
+                closeloop_kafka::run_intake(&intake_settings, &pipeline, stats, cancel.clone())
+                    .await
+            {
+                error!(%error, "intake failed; shutting down");
+                cancel.cancel();
+            }
+        });
+    }
+    {
+        let cancel = cancel.clone();
+        tracker.spawn(async move { dispatcher.run(cancel).await });
+    }
+    {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(error) = closeloop_api::serve(listener, state, cancel.clone()).await {
+                error!(%error, "http server failed; shutting down");
+                cancel.cancel();
+            }
+        });
+    }
+    tracker.close();
+
+    tokio::select! {
+        _ = shutdown_signal() => info!("shutdown requested"),
+        _ = cancel.cancelled() => {}
+    }
+    cancel.cancel();
+    if tokio::time::timeout(settings.shutdown.grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        anyhow::bail!(
+            "shutdown took longer than shutdown.grace ({:?})",
+            settings.shutdown.grace
+        );
+    }
+    info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop the service");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

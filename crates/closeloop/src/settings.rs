@@ -1,0 +1,219 @@
+//! Configuration: `config/closeloop.toml` (or `--config FILE`), overridden
+//! by `CLOSELOOP__SECTION__KEY` environment variables. Checked whole at
+//! start-up; an error names the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+type HumanDuration = humantime_serde::Serde<Duration>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub rules: RulesSettings,
+    pub smtp: SmtpSettings,
+    pub webhook: WebhookSettings,
+    pub dispatch: DispatchSettings,
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group_id: String,
+    /// Create missing topics at start-up (local stacks; off in production).
+    #[serde(default)]
+    pub create_topics: bool,
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    pub batch_max: usize,
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+    pub max_event_bytes: usize,
+    /// Extra librdkafka properties (security.protocol, sasl.*, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_partitions() -> i32 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: String,
+    /// Base URL of case links in emails.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSettings {
+    pub rules_file: PathBuf,
+    pub owners_file: PathBuf,
+    pub root_causes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub from: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `whsec_...` secrets; every one signs (rotation).
+    pub signing_secrets: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    pub retry_schedule: Vec<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings {
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: "text".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load `path` and the environment, then check values that types cannot.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let raw = config::Config::builder()
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            )
+            .add_source(
+                config::Environment::with_prefix("CLOSELOOP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("webhook.signing_secrets")
+                    .with_list_parse_key("dispatch.retry_schedule")
+                    .with_list_parse_key("rules.root_causes")
+                    .try_parsing(true),
+            )
+            .build()
+            .with_context(|| format!("configuration {}", path.display()))?;
+        let settings: Settings = raw
+            .try_deserialize()
+            .with_context(|| format!("configuration {}", path.display()))?;
+        settings
+            .check()
+            .with_context(|| format!("configuration {}", path.display()))?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.kafka.batch_max == 0 {
+            bail!("kafka.batch_max: must be at least 1");
+        }
+        if self.kafka.max_event_bytes < 1024 {
+            bail!("kafka.max_event_bytes: must be at least 1024");
+        }
+        if self.kafka.partitions < 1 {
+            bail!("kafka.partitions: must be at least 1");
+        }
+        if !matches!(self.smtp.security.as_str(), "none" | "starttls" | "tls") {
+            bail!(
+                "smtp.security: must be one of none, starttls, tls (got \"{}\")",
+                self.smtp.security
+            );
+        }
+        if self.webhook.signing_secrets.is_empty() {
+            bail!("webhook.signing_secrets: at least one whsec_ secret is required");
+        }
+        if self.dispatch.retry_schedule.is_empty() {
+            bail!("dispatch.retry_schedule: at least one entry is required");
+        }
+        if self.dispatch.concurrency == 0 {
+            bail!("dispatch.concurrency: must be at least 1");
+        }
+        if self.rules.root_causes.is_empty() {
+            bail!("rules.root_causes: at least one root cause is required");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format: must be text or json (got \"{}\")",
+                self.log.format
+            );
+        }
+        self.http
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| {
+                format!(
+                    "http.listen: \"{}\" is not an address like 127.0.0.1:8080",
+                    self.http.listen
+                )
+            })?;
+        Ok(())
+    }
+}
