@@ -123,7 +123,7 @@ pub fn subject(case: &CaseView) -> String {
         .as_deref()
         .unwrap_or("no store");
     format!(
-        "[{}] {} · {} · {}",
+        "[{}] {} | {} | {}",
         case.severity.as_str().to_uppercase(),
         scores_line(case),
         store,
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn subject_carries_severity_score_and_store() {
-        assert_eq!(subject(&case()), "[HIGH] NPS 3, CES 2 · LYON-02 · delivery");
+        assert_eq!(subject(&case()), "[HIGH] NPS 3, CES 2 | LYON-02 | delivery");
     }
 
     #[test]

@@ -1,0 +1,34 @@
+# closeloop: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: run test deps stack stop build lint unit
+
+## run: install what is missing, start the stack, run the service, publish the sample events
+run: stack build
+	@deploy/local/run.sh
+
+## test: the whole suite (format, lints, unit and end-to-end tests on the real stack)
+test: stack lint
+	cargo build --bin closeloop
+	. .run/stack.env && cargo test --workspace --no-fail-fast
+
+deps:
+	@deploy/local/install-deps.sh
+
+stack: deps
+	@deploy/local/stack.sh up
+
+build:
+	cargo build --bin closeloop
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## unit: the pure tests only, no stack needed
+unit:
+	cargo test --workspace --lib
+
+stop:
+	@deploy/local/stack.sh down
