@@ -1,1 +1,641 @@
+//! End-to-end tests: the real `closeloop` binary against the real broker
+//! (tansu), PostgreSQL, an SMTP server and an HTTP webhook receiver.
 
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use closeloop_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const LONG: Duration = Duration::from_secs(120);
+const SHORT: Duration = Duration::from_secs(30);
+
+fn story_event(event_id: &str) -> Value {
+    json!({
+        "event_id": event_id,
+        "occurred_at": "2026-11-20T10:15:00+01:00",
+        "source": "survey.post-delivery",
+        "customer": {"id": "C-88231", "name": "Julie Moreau", "email": "julie.moreau@example.org",
+                     "phone": "+33 6 12 34 56 78", "locale": "fr-FR", "segment": "gold"},
+        "journey": {"touchpoint": "delivery", "channel": "web"},
+        "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
+        "product_line": "electromenager",
+        "scores": {"nps": 3},
+        "comment": "Livraison avec trois jours de retard",
+        "attributes": {"order_id": "CMD-55120", "carrier": "XPO"}
+    })
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn case_id_of(env: &TestEnv, event_id: &str) -> Uuid {
+    eventually(&format!("the case of {event_id}"), LONG, || async {
+        sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&env.db)
+            .await
+            .unwrap()
+    })
+    .await
+}
+
+/// The story of the foundation issue, from publish to a closed loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_story_closes_the_loop() {
+    let env = TestEnv::new(Options::default()).await;
+    let mut service = env.start_service().await;
+    let event_id = format!("story-{}", env.name);
+    env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
+
+    // A case opens, owned by the store manager.
+    let case_id = case_id_of(&env, &event_id).await;
+    let client = reqwest::Client::new();
+    let case: Value = client
+        .get(env.api(&format!("/v1/cases/{case_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(case["owner_id"], "mgr-lyon-02");
+    assert_eq!(case["route"], "store");
+    assert_eq!(case["severity"], "high");
+    assert_eq!(case["status"], "open");
+    assert_eq!(case["rule_ids"], json!(["nps-detractor"]));
+
+    // The store manager gets the email with score, comment and contact.
+    let email = eventually("the alert email", SHORT, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "claire.martin@closeloop.local")
+    })
+    .await;
+    for expected in ["[HIGH]", "NPS 3", "LYON-02"] {
+        assert!(
+            email.subject.contains(expected),
+            "subject `{}` lacks {expected}",
+            email.subject
+        );
+    }
+    for expected in [
+        "Livraison avec trois jours de retard",
+        "Julie Moreau",
+        "julie.moreau@example.org",
+        "+33 6 12 34 56 78",
+        &format!("{}/cases/{case_id}", env.base_url),
+    ] {
+        assert!(
+            email.text.contains(expected),
+            "email text lacks {expected}:\n{}",
+            email.text
+        );
+    }
+    assert!(email.html.contains("Livraison avec trois jours de retard"));
+
+    // The store's CRM receives a signed webhook.
+    let created = eventually("the case.created webhook", SHORT, || async {
+        env.webhooks.received().into_iter().next()
+    })
+    .await;
+    assert!(
+        created.signature_is_valid(WEBHOOK_SECRET),
+        "webhook signature must verify"
+    );
+    assert!(
+        !created.signature_is_valid("whsec_c2Vjb25kLXNlY3JldC0xMjM0NTY3OA=="),
+        "a wrong secret must not verify"
+    );
+    let body = created.json();
+    assert_eq!(body["type"], "case.created");
+    assert_eq!(body["data"]["id"], case_id.to_string());
+    let outbox_id: Uuid =
+        sqlx::query_scalar("SELECT id FROM outbox WHERE case_id = $1 AND channel = 'webhook'")
+            .bind(case_id)
+            .fetch_one(&env.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        created.id,
+        outbox_id.to_string(),
+        "webhook-id is the stable outbox id"
+    );
+    assert_eq!(
+        email.message_id,
+        format!(
+            "{}@closeloop",
+            sqlx::query_scalar::<_, Uuid>(
+                "SELECT id FROM outbox WHERE case_id = $1 AND channel = 'email'"
+            )
+            .bind(case_id)
+            .fetch_one(&env.db)
+            .await
+            .unwrap()
+        )
+    );
+
+    // The manager acts through the API.
+    let url = |action: &str| env.api(&format!("/v1/cases/{case_id}/{action}"));
+    let (status, refused) = post(
+        &client,
+        url("resolve"),
+        json!({"actor": "claire.martin", "root_cause": "delivery_delay"}),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "resolving an unacknowledged case is refused: {refused}"
+    );
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("acknowledge it first"));
+
+    let (status, acked) = post(
+        &client,
+        url("acknowledge"),
+        json!({"actor": "claire.martin"}),
+    )
+    .await;
+    assert_eq!(
+        (status, acked["status"].as_str()),
+        (200, Some("acknowledged")),
+        "{acked}"
+    );
+    let (status, _) = post(
+        &client,
+        url("acknowledge"),
+        json!({"actor": "claire.martin"}),
+    )
+    .await;
+    assert_eq!(status, 409, "acknowledging twice is refused");
+
+    let (status, _) = post(
+        &client,
+        url("contact-attempts"),
+        json!({"actor": "claire.martin", "outcome": "no_answer"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, contacted) = post(
+        &client,
+        url("contact-attempts"),
+        json!({"actor": "claire.martin", "outcome": "reached", "note": "apologised, voucher offered"}),
+    )
+    .await;
+    assert_eq!(
+        (status, contacted["status"].as_str()),
+        (200, Some("contacted"))
+    );
+    assert_eq!(contacted["contact_attempts"], 2);
+
+    let (status, invalid) = post(&client, url("resolve"), json!({"actor": "claire.martin"})).await;
+    assert_eq!(
+        status, 422,
+        "a missing root cause is a bad request: {invalid}"
+    );
+    assert!(invalid["error"].as_str().unwrap().contains("root_cause"));
+    let (status, invalid) = post(
+        &client,
+        url("resolve"),
+        json!({"actor": "claire.martin", "root_cause": "aliens"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{invalid}");
+    assert!(invalid["error"].as_str().unwrap().contains("not one of"));
+
+    let (status, resolved) = post(
+        &client,
+        url("resolve"),
+        json!({"actor": "claire.martin", "root_cause": "delivery_delay", "note": "carrier delay, refund of delivery fees"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["root_cause"], "delivery_delay");
+    assert_eq!(resolved["resolved_by"], "claire.martin");
+
+    // The case is closed with its full history.
+    let detail: Value = client
+        .get(env.api(&format!("/v1/cases/{case_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let history = detail["history"].as_array().unwrap();
+    let steps: Vec<(&str, &str, &str)> = history
+        .iter()
+        .map(|h| {
+            (
+                h["action"].as_str().unwrap(),
+                h["actor"].as_str().unwrap(),
+                h["to_status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("open", "closeloop", "open"),
+            ("acknowledge", "claire.martin", "acknowledged"),
+            ("contact", "claire.martin", "contacted"),
+            ("contact", "claire.martin", "contacted"),
+            ("resolve", "claire.martin", "resolved"),
+        ]
+    );
+    assert_eq!(history[3]["details"]["outcome"], "reached");
+    assert_eq!(history[4]["note"], "carrier delay, refund of delivery fees");
+    assert!(detail["acknowledged_at"].is_string() && detail["resolved_at"].is_string());
+    assert_eq!(detail["version"], 5);
+
+    // The CRM hears of every step, in order.
+    let hooks = eventually("five webhooks", SHORT, || async {
+        let received = env.webhooks.received();
+        (received.len() >= 5).then_some(received)
+    })
+    .await;
+    let types: Vec<String> = hooks
+        .iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "case.created",
+            "case.acknowledged",
+            "case.updated",
+            "case.updated",
+            "case.resolved"
+        ]
+    );
+    let versions: Vec<i64> = hooks
+        .iter()
+        .map(|h| h.json()["data"]["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert!(hooks.iter().all(|h| h.signature_is_valid(WEBHOOK_SECRET)));
+
+    // Ops see who closed the loop, and how fast.
+    let metrics: Value = client
+        .get(env.api("/v1/metrics/loop?group_by=owner"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = metrics["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "mgr-lyon-02")
+        .expect("a row for the owner");
+    assert_eq!(
+        (row["opened"].as_i64(), row["resolved"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(row["p50_resolve_seconds"].as_f64().unwrap() >= 0.0);
+
+    // The page linked from the email shows the case.
+    let page = client
+        .get(format!("{}/cases/{case_id}", env.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Julie Moreau") && page.contains("resolved"));
+
+    // SIGTERM drains and exits cleanly.
+    let status = service.terminate(Duration::from_secs(25)).unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        service.log_text()
+    );
+    assert!(service.log_text().contains("stopped cleanly"));
+}
+
+/// Publishing the same events again creates no case and sends no email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_twice_creates_nothing_new() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    // The first 700 lines hold alerts of both channels (LYON-02 has a CRM webhook).
+    let lines = sample_lines(700);
+    let policy = env.policy();
+    let alerts: Vec<_> = lines
+        .iter()
+        .filter_map(|l| policy.decide(&closeloop_core::parse_event(l.as_bytes(), 1 << 20).unwrap()))
+        .collect();
+    let expected_cases = alerts.len() as i64;
+    let expected_emails = alerts
+        .iter()
+        .filter(|a| a.channels.contains(&closeloop_core::Channel::Email))
+        .count();
+    let expected_webhooks = alerts
+        .iter()
+        .filter(|a| a.channels.contains(&closeloop_core::Channel::Webhook))
+        .count();
+    assert!(
+        expected_cases > 50 && expected_webhooks > 0,
+        "the sample exercises both channels"
+    );
+    let file = env.write_events("sample.jsonl", &lines);
+
+    env.publish(&file);
+    env.wait_caught_up(LONG).await;
+    eventually("every notification sent", LONG, || async {
+        (env.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await
+            == (expected_emails + expected_webhooks) as i64)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM cases").await,
+        expected_cases
+    );
+    assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 700);
+    eventually("every email in the mailbox", SHORT, || async {
+        (env.smtp.emails().len() == expected_emails).then_some(())
+    })
+    .await;
+
+    env.publish(&file);
+    env.wait_caught_up(LONG).await;
+    // Give the dispatcher the chance to (wrongly) send something.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM cases").await,
+        expected_cases,
+        "no new case"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 700);
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox").await,
+        (expected_emails + expected_webhooks) as i64
+    );
+    assert_eq!(env.smtp.emails().len(), expected_emails, "no new email");
+    assert_eq!(
+        env.webhooks.received().len(),
+        expected_webhooks,
+        "no new webhook"
+    );
+}
+
+/// Every invalid event lands on the dead-letter topic with its reason and
+/// origin, and the next good event is still processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_topic() {
+    let env = TestEnv::new(Options {
+        partitions: 1,
+        ..Options::default()
+    })
+    .await;
+    let _service = env.start_service().await;
+    let invalid = shared_data("feedback-invalid.jsonl");
+    let invalid_count = std::fs::read_to_string(&invalid).unwrap().lines().count();
+    env.publish(&invalid);
+    let good = format!("good-after-poison-{}", env.name);
+    env.publish(&env.write_events("good.jsonl", &[story_event(&good).to_string()]));
+
+    case_id_of(&env, &good).await;
+    let letters = env.dead_letters(invalid_count, LONG);
+    assert_eq!(
+        letters.len(),
+        invalid_count,
+        "every invalid line is dead-lettered"
+    );
+    for letter in &letters {
+        assert!(!letter.headers["closeloop.dlq.reason"].is_empty());
+        assert_eq!(letter.headers["closeloop.dlq.topic"], env.topic);
+        assert_eq!(letter.headers["closeloop.dlq.partition"], "0");
+        assert!(letter.headers["closeloop.dlq.offset"]
+            .parse::<i64>()
+            .is_ok());
+    }
+    let offsets: HashSet<&str> = letters
+        .iter()
+        .map(|l| l.headers["closeloop.dlq.offset"].as_str())
+        .collect();
+    assert_eq!(
+        offsets.len(),
+        invalid_count,
+        "each dead letter names its own offset"
+    );
+    let nps = letters
+        .iter()
+        .find(|l| {
+            l.headers["closeloop.dlq.reason"]
+                == "scores.nps: must be an integer from 0 to 10 (got 11)"
+        })
+        .expect("the nps=11 event, with its reason");
+    assert_eq!(nps.headers["closeloop.dlq.field"], "scores.nps");
+    assert!(
+        String::from_utf8_lossy(&nps.payload).contains("\"nps\": 11"),
+        "the original payload is kept"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 1);
+}
+
+/// kill -9 in the middle of the stream, then a restart: every event has
+/// exactly its case, and every notification is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_and_duplicates_nothing() {
+    let env = TestEnv::new(Options {
+        batch_max: 10,
+        ..Options::default()
+    })
+    .await;
+    let lines = sample_lines(2000);
+    let policy = env.policy();
+    let expected: HashMap<String, usize> = lines
+        .iter()
+        .filter_map(|l| {
+            let event = closeloop_core::parse_event(l.as_bytes(), 1 << 20).unwrap();
+            policy
+                .decide(&event)
+                .map(|alert| (event.event_id, alert.notifications.len()))
+        })
+        .collect();
+    let expected_notifications: usize = expected.values().sum();
+    env.create_topics(3).await;
+    env.publish(&env.write_events("sample.jsonl", &lines));
+
+    let mut service = env.start_service().await;
+    eventually("the first cases", LONG, || async {
+        (env.count("SELECT count(*) FROM cases").await > 0).then_some(())
+    })
+    .await;
+    service.kill_9();
+    let at_kill = env.count("SELECT count(*) FROM cases").await;
+    assert!(
+        (at_kill as usize) < expected.len(),
+        "the kill must land mid-stream ({at_kill} of {} cases stored)",
+        expected.len()
+    );
+
+    let _restarted = env.start_service().await;
+    env.wait_caught_up(LONG).await;
+    eventually("every notification sent", LONG, || async {
+        (env.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await
+            == expected_notifications as i64)
+            .then_some(())
+    })
+    .await;
+
+    let stored: Vec<String> = sqlx::query_scalar("SELECT event_id FROM cases")
+        .fetch_all(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        expected.len(),
+        "exactly one case per alerting event"
+    );
+    let stored: HashSet<String> = stored.into_iter().collect();
+    let wanted: HashSet<String> = expected.keys().cloned().collect();
+    assert_eq!(stored, wanted);
+    assert_eq!(
+        env.count("SELECT count(*) FROM feedback_events").await,
+        2000
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox").await,
+        expected_notifications as i64
+    );
+
+    // Every email delivery reached the mailbox (a resend after the kill
+    // carries the same Message-ID).
+    let email_ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM outbox WHERE channel = 'email'")
+        .fetch_all(&env.db)
+        .await
+        .unwrap();
+    let received = eventually("every email in the mailbox", SHORT, || async {
+        let ids: HashSet<String> = env
+            .smtp
+            .emails()
+            .into_iter()
+            .map(|e| e.message_id)
+            .collect();
+        email_ids
+            .iter()
+            .all(|id| ids.contains(&format!("{id}@closeloop")))
+            .then_some(ids)
+    })
+    .await;
+    assert_eq!(
+        received.len(),
+        email_ids.len(),
+        "no email without an outbox row"
+    );
+}
+
+/// HTTP intake validates whole requests, names the field, and publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_intake_and_api_validation() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let events = env.api("/v1/events");
+
+    let mut bad = story_event("http-bad");
+    bad["scores"]["nps"] = json!(11);
+    let (status, body) = post(&client, events.clone(), bad.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "scores.nps");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("must be an integer from 0 to 10"));
+
+    let good = format!("http-good-{}", env.name);
+    let (status, body) = post(&client, events.clone(), json!([story_event(&good), bad])).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["index"], 1);
+    assert_eq!(body["errors"][0]["field"], "scores.nps");
+
+    let response = client
+        .post(events.clone())
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+
+    let (status, body) = post(&client, events.clone(), json!([story_event(&good)])).await;
+    assert_eq!((status, body["accepted"].as_i64()), (202, Some(1)));
+    case_id_of(&env, &good).await;
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM feedback_events WHERE event_id = 'http-bad'"
+        )
+        .fetch_one(&env.db)
+        .await
+        .unwrap(),
+        0,
+        "a refused request publishes nothing"
+    );
+
+    let response = client
+        .get(env.api("/v1/cases?status=bogus"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("status: must be one of"));
+    let response = client
+        .get(env.api("/v1/cases/not-a-uuid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = client
+        .get(env.api(&format!("/v1/cases/{}", Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let listed: Value = client
+        .get(env.api("/v1/cases?status=open&store=LYON-02"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["cases"].as_array().unwrap().len(), 1);
+    let listed: Value = client
+        .get(env.api("/v1/cases?owner=nobody"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["cases"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        client
+            .get(env.api("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -1,1 +1,709 @@
-//! test support
+//! Helpers for closeloop's end-to-end tests. Every test gets its own world on
+//! the real stack: a fresh PostgreSQL database, its own Kafka topics and
+//! consumer group on the local broker, its own SMTP server (aiosmtpd writing
+//! a Maildir) and its own webhook receiver (a real HTTP server), and runs the
+//! real `closeloop` binary as a separate process.
+//!
+//! The stack comes from `make test` (`deploy/local/stack.sh`), which exports
+//! `CLOSELOOP_TEST_DATABASE_URL` and `CLOSELOOP_TEST_KAFKA`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use axum::http::{HeaderMap, StatusCode};
+use closeloop_core::{OwnerDirectory, Policy, RuleSet};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tempfile::TempDir;
+
+/// The webhook secret every test service signs with.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn shared_data(name: &str) -> PathBuf {
+    repo_root().join("../shared/data").join(name)
+}
+
+/// A `closeloop` command that ignores any `CLOSELOOP__*` override of the
+/// caller's environment (`make run` exports some): the test config rules.
+fn closeloop_command() -> Command {
+    let mut command = Command::new(closeloop_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CLOSELOOP__") {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(repo_root());
+    command
+}
+
+fn closeloop_bin() -> PathBuf {
+    let path = std::env::var_os("CLOSELOOP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/closeloop"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bin closeloop` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `check` every 100 ms until it returns `Some`, or fail after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An SMTP server that keeps every email in a Maildir.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    maildir: TempDir,
+}
+
+/// One received email, decoded.
+#[derive(Debug, Clone)]
+pub struct ReceivedEmail {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let maildir = TempDir::new().unwrap();
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.path().join(sub)).unwrap();
+        }
+        let port = free_port();
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is installed (make test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    pub fn emails(&self) -> Vec<ReceivedEmail> {
+        let mut emails = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.maildir.path().join("new")) else {
+            return emails;
+        };
+        for entry in entries.flatten() {
+            let Ok(raw) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let Some(message) = mail_parser::MessageParser::default().parse(&raw) else {
+                continue;
+            };
+            let to = message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned();
+            emails.push(ReceivedEmail {
+                to,
+                subject: message.subject().unwrap_or_default().to_owned(),
+                message_id: message.message_id().unwrap_or_default().to_owned(),
+                text: message
+                    .body_text(0)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+                html: message
+                    .body_html(0)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        emails
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request received by the webhook receiver.
+#[derive(Debug, Clone)]
+pub struct ReceivedWebhook {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+}
+
+impl ReceivedWebhook {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Verify the Standard Webhooks signature with `secret`, independently
+    /// of closeloop's own signing code.
+    pub fn signature_is_valid(&self, secret: &str) -> bool {
+        use base64::Engine;
+        use hmac::Mac;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim_start_matches("whsec_"))
+            .unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{}.{}.", self.id, self.timestamp).as_bytes());
+        mac.update(&self.body);
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        self.signature
+            .split(' ')
+            .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+    }
+}
+
+/// A real HTTP server that records webhooks. It answers 204, or the next
+/// status queued with [`WebhookReceiver::fail_next`].
+pub struct WebhookReceiver {
+    pub url: String,
+    received: Arc<Mutex<Vec<ReceivedWebhook>>>,
+    failures: Arc<Mutex<Vec<u16>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let received: Arc<Mutex<Vec<ReceivedWebhook>>> = Arc::default();
+        let failures: Arc<Mutex<Vec<u16>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/crm", listener.local_addr().unwrap());
+        let (r, f) = (received.clone(), failures.clone());
+        let app = axum::Router::new().route(
+            "/hooks/crm",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (r, f) = (r.clone(), f.clone());
+                async move {
+                    if let Some(code) = f.lock().unwrap().pop() {
+                        return StatusCode::from_u16(code).unwrap();
+                    }
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    r.lock().unwrap().push(ReceivedWebhook {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        body: body.to_vec(),
+                    });
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        WebhookReceiver {
+            url,
+            received,
+            failures,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn received(&self) -> Vec<ReceivedWebhook> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Answer the next request with `status` instead of accepting it.
+    pub fn fail_next(&self, status: u16) {
+        self.failures.lock().unwrap().push(status);
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub batch_max: usize,
+    pub partitions: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_max: 200,
+            partitions: 3,
+        }
+    }
+}
+
+/// One test's private world.
+pub struct TestEnv {
+    pub name: String,
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub rules_file: PathBuf,
+    pub owners_file: PathBuf,
+    pub db_url: String,
+    pub kafka: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group: String,
+    pub base_url: String,
+    pub smtp: SmtpServer,
+    pub webhooks: WebhookReceiver,
+    pub db: PgPool,
+}
+
+impl TestEnv {
+    pub async fn new(options: Options) -> Self {
+        let admin_url = std::env::var("CLOSELOOP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let kafka =
+            std::env::var("CLOSELOOP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let db_url = format!("{}/closeloop_{name}", admin_url.trim_end_matches('/'));
+        let dir = TempDir::new().unwrap();
+        let smtp = SmtpServer::start();
+        let webhooks = WebhookReceiver::start().await;
+        let http_port = free_port();
+        let rules_file = repo_root().join("config/rules.toml");
+        let owners_file = dir.path().join("owners.toml");
+        // The default directory, with the LYON-02 manager's CRM pointed at
+        // this test's receiver.
+        let owners = std::fs::read_to_string(repo_root().join("config/owners.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:8090/hooks/crm", &webhooks.url);
+        std::fs::write(&owners_file, owners).unwrap();
+        let topic = format!("closeloop.{name}.feedback");
+        let dead_letter_topic = format!("closeloop.{name}.dlq");
+        let group = format!("closeloop-{name}");
+        let config = dir.path().join("closeloop.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[kafka]
+brokers = "{kafka}"
+topic = "{topic}"
+dead_letter_topic = "{dead_letter_topic}"
+group_id = "{group}"
+create_topics = true
+partitions = {partitions}
+batch_max = {batch_max}
+batch_linger = "20ms"
+max_event_bytes = 262144
+
+[database]
+url = "{db_url}"
+max_connections = 5
+
+[http]
+listen = "127.0.0.1:{http_port}"
+public_url = "http://127.0.0.1:{http_port}"
+
+[rules]
+rules_file = "{rules}"
+owners_file = "{owners}"
+root_causes = ["delivery_delay", "product_defect", "staff_behaviour", "billing", "other"]
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "closeloop <alerts@closeloop.test>"
+timeout = "5s"
+
+[webhook]
+signing_secrets = ["{WEBHOOK_SECRET}"]
+timeout = "5s"
+
+[dispatch]
+concurrency = 8
+poll_interval = "200ms"
+lease = "30s"
+retry_schedule = ["0s", "1s", "2s", "5s"]
+
+[shutdown]
+grace = "20s"
+"#,
+                partitions = options.partitions,
+                batch_max = options.batch_max,
+                rules = rules_file.display(),
+                owners = owners_file.display(),
+                smtp_port = smtp.port,
+            ),
+        )
+        .unwrap();
+        // Create the database up front so the test can read it at once.
+        {
+            use sqlx::migrate::MigrateDatabase;
+            sqlx::Postgres::create_database(&db_url)
+                .await
+                .expect("create test database");
+        }
+        let db = PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&db_url)
+            .await
+            .unwrap();
+        TestEnv {
+            name,
+            dir,
+            config,
+            rules_file,
+            owners_file,
+            db_url,
+            kafka,
+            topic,
+            dead_letter_topic,
+            group,
+            base_url: format!("http://127.0.0.1:{http_port}"),
+            smtp,
+            webhooks,
+            db,
+        }
+    }
+
+    /// Start `closeloop serve` and wait until it answers `/readyz`.
+    pub async fn start_service(&self) -> Service {
+        let log = self
+            .dir
+            .path()
+            .join(format!("service-{}.log", uuid::Uuid::new_v4().simple()));
+        let child = closeloop_command()
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env(
+                "RUST_LOG",
+                "info,closeloop=debug,closeloop_notify=debug,closeloop_kafka=debug",
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut service = Service { child, log };
+        let client = reqwest::Client::new();
+        let url = format!("{}/readyz", self.base_url);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = service.child.try_wait() {
+                panic!("service exited with {status}:\n{}", service.log_text());
+            }
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service not ready:\n{}",
+                service.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        service
+    }
+
+    /// Run `closeloop publish FILE` against this test's topic.
+    pub fn publish(&self, file: &Path) {
+        let output = closeloop_command()
+            .arg("--config")
+            .arg(&self.config)
+            .arg("publish")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "publish failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Create this test's topics (the service also does at start-up), so
+    /// events can be published before the service runs.
+    pub async fn create_topics(&self, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .create()
+            .unwrap();
+        let topics = [
+            NewTopic::new(&self.topic, partitions, TopicReplication::Fixed(1)),
+            NewTopic::new(
+                &self.dead_letter_topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            ),
+        ];
+        for result in admin
+            .create_topics(&topics, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            result.unwrap();
+        }
+    }
+
+    /// Write `lines` to a file in this test's folder.
+    pub fn write_events(&self, name: &str, lines: &[String]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    }
+
+    /// The policy the service runs, for computing expectations.
+    pub fn policy(&self) -> Policy {
+        let rules =
+            RuleSet::from_toml("rules", &std::fs::read_to_string(&self.rules_file).unwrap())
+                .unwrap();
+        let owners = OwnerDirectory::from_toml(
+            "owners",
+            &std::fs::read_to_string(&self.owners_file).unwrap(),
+        )
+        .unwrap();
+        Policy::new(rules, owners).unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
+    /// Whether the consumer group has committed every message of the topic.
+    pub fn caught_up(&self) -> Result<bool> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(5))?;
+        let Some(topic) = metadata.topics().first() else {
+            bail!("no topic metadata")
+        };
+        let mut list = TopicPartitionList::new();
+        for partition in topic.partitions() {
+            list.add_partition(&self.topic, partition.id());
+        }
+        let committed = consumer.committed_offsets(list, Duration::from_secs(5))?;
+        for partition in topic.partitions() {
+            let (_, high) =
+                consumer.fetch_watermarks(&self.topic, partition.id(), Duration::from_secs(5))?;
+            let done = match committed
+                .find_partition(&self.topic, partition.id())
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            if done < high {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub async fn wait_caught_up(&self, timeout: Duration) {
+        eventually(
+            "the consumer group to commit every message",
+            timeout,
+            || async { self.caught_up().ok().filter(|done| *done) },
+        )
+        .await;
+    }
+
+    /// Read every message of the dead-letter topic, expecting `count`.
+    pub fn dead_letters(&self, count: usize, timeout: Duration) -> Vec<DeadLetter> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .set("group.id", format!("{}-dlq-reader", self.group))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&self.dead_letter_topic]).unwrap();
+        let deadline = Instant::now() + timeout;
+        let mut letters = Vec::new();
+        while letters.len() < count && Instant::now() < deadline {
+            let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let mut headers = HashMap::new();
+            if let Some(h) = message.headers() {
+                for header in h.iter() {
+                    let value = header
+                        .value
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default();
+                    headers.insert(header.key.to_owned(), value);
+                }
+            }
+            letters.push(DeadLetter {
+                payload: message.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        letters
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Keep the database when a test fails, for inspection; drop it otherwise.
+        if !std::thread::panicking() {
+            let url = self.db_url.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    use sqlx::migrate::MigrateDatabase;
+                    let _ = sqlx::Postgres::force_drop_database(&url).await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A dead-lettered message.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// A running `closeloop serve` process.
+pub struct Service {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit status (at most `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                bail!(
+                    "service did not stop within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first `n` lines of the shared sample.
+pub fn sample_lines(n: usize) -> Vec<String> {
+    std::fs::read_to_string(shared_data("feedback-sample.jsonl"))
+        .context("read the shared sample")
+        .unwrap()
+        .lines()
+        .take(n)
+        .map(str::to_owned)
+        .collect()
+}

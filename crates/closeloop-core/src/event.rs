@@ -360,9 +360,9 @@ fn parse_timestamp(root: &Map<String, Value>) -> Result<DateTime<FixedOffset>, E
 
 fn parse_scores(root: &Map<String, Value>) -> Result<Scores, EventError> {
     let obj = required_object(root, "scores", "scores")?;
-    let nps = score(obj, "nps", Nps::MIN, Nps::MAX)?.map(|v| Nps(v));
-    let csat = score(obj, "csat", Csat::MIN, Csat::MAX)?.map(|v| Csat(v));
-    let ces = score(obj, "ces", Ces::MIN, Ces::MAX)?.map(|v| Ces(v));
+    let nps = score(obj, "nps", Nps::MIN, Nps::MAX)?.map(Nps);
+    let csat = score(obj, "csat", Csat::MIN, Csat::MAX)?.map(Csat);
+    let ces = score(obj, "ces", Ces::MIN, Ces::MAX)?.map(Ces);
     if nps.is_none() && csat.is_none() && ces.is_none() {
         return Err(field(
             "scores",

@@ -726,7 +726,7 @@ mod tests {
             (format!("{head}[rule.when]\ntouchpoint = []\n"), vec!["when.touchpoint", "at least one value"]),
             (format!("{head}[rule.when]\ncomment_any = [\" \"]\n"), vec!["when.comment_any[0]", "must not be empty"]),
             (format!("{head}[rule.when]\n"), vec!["rule \"bad\"", "when", "at least one condition"]),
-            (format!("{head}"), vec!["rule \"bad\"", "missing field `when`"]),
+            (head.to_string(), vec!["rule \"bad\"", "missing field `when`"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"urgent\"\nchannels = [\"email\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["severity", "unknown variant `urgent`"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = [\"sms\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels[0]", "unknown variant `sms`"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = []\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels", "at least one"]),

@@ -81,7 +81,7 @@ impl Publisher {
             .collect();
         // A final newline leaves one empty piece that is not a line.
         let lines = match lines.split_last() {
-            Some((last, rest)) if last.is_empty() => rest,
+            Some((&[], rest)) => rest,
             _ => &lines[..],
         };
         let mut pending = std::collections::VecDeque::new();
