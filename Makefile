@@ -11,7 +11,8 @@ run: stack build
 ## test: the whole suite (format, lints, unit and end-to-end tests on the real stack)
 test: stack lint
 	cargo build --bin closeloop
-	. .run/stack.env && cargo test --workspace --no-fail-fast
+	set -o pipefail; . .run/stack.env && cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee .run/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' .run/test.log
 
 deps:
 	@deploy/local/install-deps.sh

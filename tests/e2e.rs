@@ -639,3 +639,161 @@ async fn http_intake_and_api_validation() {
         200
     );
 }
+
+/// A webhook refused with 503 is retried on the schedule, and the retry
+/// survives a kill -9 of the service: it is persisted, not in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_send_retries_across_a_restart() {
+    let env = TestEnv::new(Options::default()).await;
+    let mut service = env.start_service().await;
+    env.webhooks.fail_next(503);
+    let event_id = format!("retry-{}", env.name);
+    env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
+
+    let case_id = case_id_of(&env, &event_id).await;
+    eventually("the first, failed attempt", LONG, || async {
+        (env.count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry'")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    service.kill_9();
+    let _restarted = env.start_service().await;
+
+    let hook = eventually("the retried webhook", LONG, || async {
+        env.webhooks.received().into_iter().next()
+    })
+    .await;
+    assert!(hook.signature_is_valid(WEBHOOK_SECRET));
+    let (outbox_id, attempts, status): (Uuid, i32, String) = sqlx::query_as(
+        "SELECT id, attempts, status FROM outbox WHERE case_id = $1 AND channel = 'webhook'",
+    )
+    .bind(case_id)
+    .fetch_one(&env.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        hook.id,
+        outbox_id.to_string(),
+        "the retry carries the same webhook-id"
+    );
+    assert_eq!((attempts, status.as_str()), (2, "sent"));
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM delivery_attempts WHERE outbox_id = $1 ORDER BY id",
+    )
+    .bind(outbox_id)
+    .fetch_all(&env.db)
+    .await
+    .unwrap();
+    assert_eq!(outcomes, ["retry", "sent"]);
+    let error: Option<String> = sqlx::query_scalar(
+        "SELECT detail FROM delivery_attempts WHERE outbox_id = $1 AND outcome = 'retry'",
+    )
+    .bind(outbox_id)
+    .fetch_one(&env.db)
+    .await
+    .unwrap();
+    assert!(error.unwrap().contains("HTTP 503"));
+}
+
+/// A permanently refused webhook is dead, listed, traced, and can be
+/// replayed by id (CLI) or by case (API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_deliveries_are_kept_traced_and_replayed() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    env.webhooks.fail_next(400);
+    env.webhooks.fail_next(400);
+    let event_id = format!("dead-{}", env.name);
+    env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
+    let case_id = case_id_of(&env, &event_id).await;
+    let client = reqwest::Client::new();
+
+    let dead_ids = || async {
+        let listed: Value = client
+            .get(env.api("/v1/deliveries?status=dead"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = listed["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    };
+    let dead = eventually("the dead delivery", LONG, dead_ids).await;
+    assert_eq!(dead.len(), 1);
+
+    // Replay by id from the CLI: refused again (second 400), dead again.
+    let out = env.cli(&["deliveries", "replay", "--id", &dead[0]]);
+    assert!(out.contains("replayed 1 dead deliveries"), "{out}");
+    eventually("the second refusal", LONG, || async {
+        (env.count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'dead'")
+            .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    eventually("the delivery dead again", LONG, dead_ids).await;
+
+    // Replay by case through the API: delivered.
+    let (status, body) = post(
+        &client,
+        env.api("/v1/deliveries/replay"),
+        json!({"case_id": case_id}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["replayed"].as_i64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    let hook = eventually("the replayed webhook", LONG, || async {
+        env.webhooks.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(hook.id, dead[0], "a replay keeps the webhook-id");
+
+    let trace: Value = client
+        .get(env.api(&format!("/v1/cases/{case_id}/trace")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trace["rules"], json!(["nps-detractor"]));
+    assert_eq!(trace["route"], "store");
+    let webhook = trace["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == "webhook")
+        .unwrap();
+    assert_eq!(webhook["status"], "sent");
+    let outcomes: Vec<&str> = webhook["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["dead", "dead", "sent"]);
+    assert!(webhook["attempts"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 400"));
+
+    let (status, body) = post(
+        &client,
+        env.api("/v1/deliveries/replay"),
+        json!({"case_id": case_id, "ids": [dead[0]]}),
+    )
+    .await;
+    assert_eq!(status, 422, "an ambiguous replay is refused: {body}");
+}

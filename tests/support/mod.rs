@@ -215,29 +215,49 @@ impl ReceivedWebhook {
     }
 }
 
+/// A refusal the receiver will answer instead of accepting.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    status: u16,
+    retry_after: Option<u64>,
+}
+
 /// A real HTTP server that records webhooks. It answers 204, or the next
-/// status queued with [`WebhookReceiver::fail_next`].
+/// failure queued with [`WebhookReceiver::fail_next`], or 503 to everything
+/// while [`WebhookReceiver::set_down`] holds.
 pub struct WebhookReceiver {
     pub url: String,
     received: Arc<Mutex<Vec<ReceivedWebhook>>>,
-    failures: Arc<Mutex<Vec<u16>>>,
+    failures: Arc<Mutex<std::collections::VecDeque<Failure>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl WebhookReceiver {
     pub async fn start() -> Self {
         let received: Arc<Mutex<Vec<ReceivedWebhook>>> = Arc::default();
-        let failures: Arc<Mutex<Vec<u16>>> = Arc::default();
+        let failures: Arc<Mutex<std::collections::VecDeque<Failure>>> = Arc::default();
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks/crm", listener.local_addr().unwrap());
-        let (r, f) = (received.clone(), failures.clone());
+        let (r, f, d) = (received.clone(), failures.clone(), down.clone());
         let app = axum::Router::new().route(
             "/hooks/crm",
             axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let (r, f) = (r.clone(), f.clone());
+                let (r, f, d) = (r.clone(), f.clone(), d.clone());
                 async move {
-                    if let Some(code) = f.lock().unwrap().pop() {
-                        return StatusCode::from_u16(code).unwrap();
+                    use axum::response::IntoResponse;
+                    if d.load(std::sync::atomic::Ordering::SeqCst) {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    if let Some(failure) = f.lock().unwrap().pop_front() {
+                        let status = StatusCode::from_u16(failure.status).unwrap();
+                        return match failure.retry_after {
+                            Some(seconds) => {
+                                (status, [("retry-after", seconds.to_string())]).into_response()
+                            }
+                            None => status.into_response(),
+                        };
                     }
                     let header = |name: &str| {
                         headers
@@ -252,7 +272,7 @@ impl WebhookReceiver {
                         signature: header("webhook-signature"),
                         body: body.to_vec(),
                     });
-                    StatusCode::NO_CONTENT
+                    StatusCode::NO_CONTENT.into_response()
                 }
             }),
         );
@@ -269,6 +289,7 @@ impl WebhookReceiver {
             url,
             received,
             failures,
+            down,
             shutdown: Some(tx),
         }
     }
@@ -279,7 +300,23 @@ impl WebhookReceiver {
 
     /// Answer the next request with `status` instead of accepting it.
     pub fn fail_next(&self, status: u16) {
-        self.failures.lock().unwrap().push(status);
+        self.failures.lock().unwrap().push_back(Failure {
+            status,
+            retry_after: None,
+        });
+    }
+
+    /// Answer the next request with `status` and a `Retry-After` in seconds.
+    pub fn fail_next_with_retry_after(&self, status: u16, seconds: u64) {
+        self.failures.lock().unwrap().push_back(Failure {
+            status,
+            retry_after: Some(seconds),
+        });
+    }
+
+    /// While down, answer 503 to everything.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -515,6 +552,22 @@ grace = "20s"
         {
             result.unwrap();
         }
+    }
+
+    /// Run `closeloop ARGS...` with this test's configuration; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = closeloop_command()
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "closeloop {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
     }
 
     /// Write `lines` to a file in this test's folder.

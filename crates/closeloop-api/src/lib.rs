@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use closeloop_core::{event::event_from_value, Command, ContactOutcome, Status};
-use closeloop_store::{CaseFilter, Store};
+use closeloop_store::{CaseFilter, ReplaySelector, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/resolve", post(resolve))
         .route("/v1/cases/{id}/reopen", post(reopen))
         .route("/v1/cases/{id}/close", post(close))
+        .route("/v1/cases/{id}/trace", get(case_trace))
+        .route("/v1/deliveries", get(list_deliveries))
+        .route("/v1/deliveries/replay", post(replay_deliveries))
         .route("/v1/root-causes", get(root_causes))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/cases/{id}", get(case_page))
@@ -372,4 +375,107 @@ async fn case_page(
 ) -> Result<Response, ApiError> {
     let detail = state.store.case_detail(parse_id(&id)?).await?;
     Ok(Html(page::render(&detail, &state.root_causes)).into_response())
+}
+
+/// `GET /v1/cases/{id}/trace`: why the case exists and what happened to
+/// each of its notifications: the rules that matched, the routing path, and
+/// every delivery attempt with its outcome.
+async fn case_trace(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let detail = state.store.case_detail(id).await?;
+    let attempts = state.store.attempts_of_case(id).await?;
+    let deliveries: Vec<Value> = detail
+        .deliveries
+        .iter()
+        .map(|d| {
+            let tries: Vec<_> = attempts.iter().filter(|a| a.outbox_id == d.id).collect();
+            json!({
+                "id": d.id, "channel": d.channel, "event_type": d.event_type, "status": d.status,
+                "last_error": d.last_error, "created_at": d.created_at, "sent_at": d.sent_at,
+                "next_attempt_at": d.next_attempt_at, "attempts": tries,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "case_id": id,
+        "event_id": detail.case.event_id,
+        "rules": detail.case.rule_ids,
+        "route": detail.case.route,
+        "owner_id": detail.case.owner_id,
+        "history": detail.history,
+        "deliveries": deliveries,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct DeliveriesQuery {
+    status: Option<String>,
+    case: Option<Uuid>,
+    limit: Option<i64>,
+}
+
+async fn list_deliveries(
+    State(state): State<AppState>,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(status) = &query.status {
+        if !matches!(status.as_str(), "pending" | "sent" | "dead") {
+            return Err(ApiError::BadRequest(format!(
+                "status: must be one of pending, sent, dead (got \"{status}\")"
+            )));
+        }
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit: must be from 1 to 1000".into()));
+    }
+    let deliveries = state
+        .store
+        .list_deliveries(query.status.as_deref(), query.case, limit)
+        .await?;
+    Ok(Json(json!({"deliveries": deliveries})).into_response())
+}
+
+/// Exactly one selector: `ids`, `case_id`, or `from` and `to`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    ids: Option<Vec<Uuid>>,
+    case_id: Option<Uuid>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// Turn a replay request into a selector, refusing ambiguous ones.
+pub fn replay_selector(
+    ids: Option<Vec<Uuid>>,
+    case_id: Option<Uuid>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<ReplaySelector, String> {
+    match (ids, case_id, from, to) {
+        (Some(ids), None, None, None) if !ids.is_empty() => Ok(ReplaySelector::Ids(ids)),
+        (None, Some(case), None, None) => Ok(ReplaySelector::Case(case)),
+        (None, None, Some(from), Some(to)) if from < to => {
+            Ok(ReplaySelector::CreatedBetween(from, to))
+        }
+        (None, None, Some(_), Some(_)) => Err("from: must be before to".into()),
+        _ => Err("give exactly one of: ids (non-empty), case_id, or from and to".into()),
+    }
+}
+
+async fn replay_deliveries(
+    State(state): State<AppState>,
+    b: Result<Json<ReplayBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let selector = replay_selector(b.ids, b.case_id, b.from, b.to).map_err(ApiError::BadRequest)?;
+    let replayed = state.store.replay_dead(&selector, (state.now)()).await?;
+    tracing::info!(count = replayed.len(), "dead deliveries replayed");
+    Ok(Json(json!({"replayed": replayed.len(), "ids": replayed})).into_response())
 }

@@ -134,3 +134,104 @@ impl Store {
         )
     }
 }
+
+/// Which deliveries to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelector {
+    /// These delivery ids.
+    Ids(Vec<Uuid>),
+    /// Every dead delivery of one case.
+    Case(Uuid),
+    /// Every dead delivery created in `[from, to)`.
+    CreatedBetween(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// A delivery as listed by the API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct DeliverySummary {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub channel: String,
+    pub event_type: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct AttemptView {
+    pub outbox_id: Uuid,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    /// Deliveries with `status` (any when `None`), newest first.
+    pub async fn list_deliveries(
+        &self,
+        status: Option<&str>,
+        case_id: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<DeliverySummary>> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_id, channel, event_type, recipient, status, attempts, last_error, created_at, next_attempt_at, sent_at
+             FROM outbox WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR case_id = $2)
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(status)
+        .bind(case_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Put dead deliveries back in the queue, due at `now`, with a fresh
+    /// retry schedule. Their past attempts stay recorded. Returns the ids
+    /// replayed; deliveries that are not dead are left alone.
+    pub async fn replay_dead(
+        &self,
+        selector: &ReplaySelector,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>> {
+        let (ids, case_id, from, to) = match selector {
+            ReplaySelector::Ids(ids) => (Some(ids.clone()), None, None, None),
+            ReplaySelector::Case(case) => (None, Some(*case), None, None),
+            ReplaySelector::CreatedBetween(from, to) => (None, None, Some(*from), Some(*to)),
+        };
+        Ok(sqlx::query_scalar(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $5, locked_until = NULL
+             WHERE status = 'dead'
+               AND ($1::uuid[] IS NULL OR id = ANY($1))
+               AND ($2::uuid IS NULL OR case_id = $2)
+               AND ($3::timestamptz IS NULL OR created_at >= $3)
+               AND ($4::timestamptz IS NULL OR created_at < $4)
+             RETURNING id",
+        )
+        .bind(ids)
+        .bind(case_id)
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every recorded attempt of a case's deliveries, in order.
+    pub async fn attempts_of_case(&self, case_id: Uuid) -> Result<Vec<AttemptView>> {
+        Ok(sqlx::query_as(
+            "SELECT a.outbox_id, a.attempt, a.at, a.outcome, a.detail
+             FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id
+             WHERE o.case_id = $1 ORDER BY a.id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

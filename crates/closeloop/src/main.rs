@@ -42,12 +42,41 @@ enum Commands {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Inspect and replay notifications.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Publish a JSON-lines file of events to the intake topic, keyed by customer id.
     Publish {
         file: PathBuf,
         /// Topic (default: kafka.topic from the configuration).
         #[arg(long)]
         topic: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// pending, sent or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put dead deliveries back in the queue: by id, by case, or by creation time.
+    Replay {
+        #[arg(long = "id")]
+        ids: Vec<uuid::Uuid>,
+        #[arg(long = "case")]
+        case_id: Option<uuid::Uuid>,
+        /// RFC 3339, with --to.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -76,6 +105,9 @@ fn main() -> ExitCode {
         Commands::Rules { command } => run_rules(command),
         Commands::Serve => runtime().and_then(|rt| rt.block_on(serve::serve(&cli.config))),
         Commands::Migrate => runtime().and_then(|rt| rt.block_on(serve::migrate(&cli.config))),
+        Commands::Deliveries { command } => {
+            runtime().and_then(|rt| rt.block_on(serve::deliveries(&cli.config, command)))
+        }
         Commands::Publish { file, topic } => {
             runtime().and_then(|rt| rt.block_on(serve::publish(&cli.config, &file, topic)))
         }

@@ -114,6 +114,38 @@ pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyho
     Ok(())
 }
 
+/// `closeloop deliveries list|replay`, straight against the database.
+pub async fn deliveries(config: &Path, command: crate::DeliveriesCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let store = store(&settings)?;
+    match command {
+        crate::DeliveriesCommand::List { status, limit } => {
+            for d in store
+                .list_deliveries(status.as_deref(), None, limit)
+                .await?
+            {
+                println!("{}", serde_json::to_string(&d)?);
+            }
+        }
+        crate::DeliveriesCommand::Replay {
+            ids,
+            case_id,
+            from,
+            to,
+        } => {
+            let ids = (!ids.is_empty()).then_some(ids);
+            let selector = closeloop_api::replay_selector(ids, case_id, from, to)
+                .map_err(anyhow::Error::msg)?;
+            let replayed = store.replay_dead(&selector, chrono::Utc::now()).await?;
+            println!("replayed {} dead deliveries", replayed.len());
+            for id in replayed {
+                println!("{id}");
+            }
+        }
+    }
+    Ok(())
+}
+
 struct KafkaEventPublisher(Publisher);
 
 #[async_trait]

@@ -1,0 +1,365 @@
+//! The dispatcher against the real database, SMTP server and HTTP receiver,
+//! with time under the test's control: no sleeping for retry delays.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use closeloop_core::{parse_event, Command as CaseCommand};
+use closeloop_notify::{
+    Clock, DispatchSettings, Dispatcher, EmailSender, SmtpSecurity, SmtpSettings, WebhookSecret,
+    WebhookSender,
+};
+use closeloop_store::{IntakeRecord, Store, StoreOptions};
+use closeloop_tests::*;
+use uuid::Uuid;
+
+/// A clock that moves only when told.
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += chrono::Duration::from_std(by).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+struct Harness {
+    env: TestEnv,
+    store: Store,
+    clock: Arc<ManualClock>,
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let env = TestEnv::new(Options::default()).await;
+        let store = Store::connect_lazy(
+            &env.db_url,
+            5,
+            StoreOptions {
+                public_url: env.base_url.clone(),
+            },
+        )
+        .unwrap();
+        store.migrate().await.unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+        Harness {
+            env,
+            store,
+            clock: Arc::new(ManualClock(Mutex::new(start))),
+        }
+    }
+
+    fn dispatcher(&self, schedule: &[u64]) -> Dispatcher {
+        let email = EmailSender::new(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: self.env.smtp.port,
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+            from: "closeloop <alerts@closeloop.test>".into(),
+            timeout: secs(5),
+        })
+        .unwrap();
+        let webhook =
+            WebhookSender::new(vec![WebhookSecret::parse(WEBHOOK_SECRET).unwrap()], secs(5))
+                .unwrap();
+        Dispatcher::new(
+            self.store.clone(),
+            email,
+            webhook,
+            DispatchSettings {
+                concurrency: 16,
+                poll_interval: Duration::from_millis(100),
+                lease: secs(60),
+                retry_schedule: schedule.iter().map(|s| secs(*s)).collect(),
+            },
+            self.clock.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    /// Open `n` cases for LYON-02 detractors: each queues an email and a webhook.
+    async fn open_cases(&self, n: usize) -> Vec<Uuid> {
+        let policy = self.env.policy();
+        let records: Vec<IntakeRecord> = (0..n)
+            .map(|i| {
+                let json = format!(
+                    r#"{{"event_id":"d-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-{i}"}},
+                        "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"LYON-02","region":"FR-ARA"}},"scores":{{"nps":2}}}}"#
+                );
+                let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
+                IntakeRecord { alert: policy.decide(&event), event, position: None }
+            })
+            .collect();
+        let outcome = self
+            .store
+            .persist_batch(&records, self.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(outcome.cases_opened, n);
+        sqlx::query_scalar("SELECT id FROM cases ORDER BY created_at, id")
+            .fetch_all(&self.env.db)
+            .await
+            .unwrap()
+    }
+
+    /// (attempts, status, next attempt) of the webhook deliveries of a case, in order.
+    async fn webhooks_of(&self, case: Uuid) -> Vec<(i32, String, DateTime<Utc>)> {
+        sqlx::query_as("SELECT attempts, status, next_attempt_at FROM outbox WHERE case_id = $1 AND channel = 'webhook' ORDER BY seq")
+            .bind(case)
+            .fetch_all(&self.env.db)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_follow_the_retry_schedule() {
+    let h = Harness::new().await;
+    let case = h.open_cases(1).await[0];
+    let dispatcher = h.dispatcher(&[0, 5, 300, 1800]);
+    let t0 = h.clock.now();
+    for _ in 0..3 {
+        h.env.webhooks.fail_next(503);
+    }
+
+    assert_eq!(
+        dispatcher.tick().await.unwrap(),
+        2,
+        "email and webhook are both due at once"
+    );
+    let (attempts, status, next) = h.webhooks_of(case).await[0].clone();
+    assert_eq!((attempts, status.as_str()), (1, "pending"));
+    assert!(
+        next >= t0 + chrono::Duration::seconds(5) && next <= t0 + chrono::Duration::seconds(6),
+        "second attempt 5 s later (+20% jitter at most): {next}"
+    );
+
+    h.clock.advance(secs(4));
+    assert_eq!(dispatcher.tick().await.unwrap(), 0, "not due yet");
+    h.clock.advance(secs(3));
+    assert_eq!(dispatcher.tick().await.unwrap(), 1);
+    let (attempts, _, next) = h.webhooks_of(case).await[0].clone();
+    assert_eq!(attempts, 2);
+    let now = h.clock.now();
+    assert!(
+        next >= now + chrono::Duration::seconds(300)
+            && next <= now + chrono::Duration::seconds(360),
+        "third attempt 5 min later: {next}"
+    );
+
+    h.clock.advance(secs(361));
+    assert_eq!(dispatcher.tick().await.unwrap(), 1);
+    h.clock.advance(secs(2161));
+    assert_eq!(dispatcher.tick().await.unwrap(), 1);
+    let (attempts, status, _) = h.webhooks_of(case).await[0].clone();
+    assert_eq!((attempts, status.as_str()), (4, "sent"));
+    assert_eq!(
+        h.env.webhooks.received().len(),
+        1,
+        "delivered once, after three refusals"
+    );
+    assert_eq!(h.env.smtp.emails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classification_retry_after_and_exhaustion() {
+    let h = Harness::new().await;
+    let cases = h.open_cases(4).await;
+    let dispatcher = h.dispatcher(&[0, 1, 2]);
+    h.env.webhooks.fail_next(400); // permanent
+    h.env.webhooks.fail_next(410); // permanent: endpoint gone
+    h.env.webhooks.fail_next_with_retry_after(429, 120); // transient, not before 120 s
+    h.env.webhooks.fail_next(500); // transient
+    assert_eq!(dispatcher.tick().await.unwrap(), 8);
+    let rows: Vec<(i32, String, DateTime<Utc>)> =
+        futures::future::join_all(cases.iter().map(|c| h.webhooks_of(*c)))
+            .await
+            .into_iter()
+            .map(|mut v| v.remove(0))
+            .collect();
+    let dead = rows.iter().filter(|r| r.1 == "dead").count();
+    let pending: Vec<_> = rows.iter().filter(|r| r.1 == "pending").collect();
+    assert_eq!(dead, 2, "400 and 410 are permanent: dead after one attempt");
+    assert_eq!(pending.len(), 2, "429 and 500 are retried");
+    let now = h.clock.now();
+    assert!(
+        pending
+            .iter()
+            .any(|r| r.2 >= now + chrono::Duration::seconds(120)),
+        "Retry-After 120 s is honoured"
+    );
+    assert!(
+        pending
+            .iter()
+            .any(|r| r.2 <= now + chrono::Duration::seconds(2)),
+        "a 500 waits the schedule's 1 s"
+    );
+    let errors: Vec<String> = sqlx::query_scalar(
+        "SELECT last_error FROM outbox WHERE status = 'dead' ORDER BY last_error",
+    )
+    .fetch_all(&h.env.db)
+    .await
+    .unwrap();
+    assert!(
+        errors[0].contains("HTTP 400") && errors[1].contains("410 Gone"),
+        "{errors:?}"
+    );
+
+    // A receiver that keeps failing exhausts the schedule: dead, never deleted.
+    h.env.webhooks.set_down(true);
+    for _ in 0..5 {
+        h.clock.advance(secs(200));
+        dispatcher.tick().await.unwrap();
+    }
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'webhook' AND status = 'dead'")
+            .await,
+        4
+    );
+    let exhausted: Vec<String> = sqlx::query_scalar(
+        "SELECT last_error FROM outbox WHERE last_error LIKE 'retries exhausted%'",
+    )
+    .fetch_all(&h.env.db)
+    .await
+    .unwrap();
+    assert_eq!(exhausted.len(), 2, "{exhausted:?}");
+    assert_eq!(
+        h.env.count("SELECT count(*) FROM outbox").await,
+        8,
+        "nothing is deleted"
+    );
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'dead'")
+            .await,
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_per_case_survives_an_outage() {
+    let h = Harness::new().await;
+    let case = h.open_cases(1).await[0];
+    // Two more webhooks for the same case, queued behind case.created.
+    let causes = vec!["delivery_delay".to_owned()];
+    let now = h.clock.now();
+    h.store
+        .apply_command(
+            case,
+            &CaseCommand::Acknowledge { note: None },
+            "claire",
+            now,
+            &causes,
+        )
+        .await
+        .unwrap();
+    h.store
+        .apply_command(
+            case,
+            &CaseCommand::Resolve {
+                root_cause: "delivery_delay".into(),
+                note: None,
+            },
+            "claire",
+            now,
+            &causes,
+        )
+        .await
+        .unwrap();
+    let dispatcher = h.dispatcher(&[0, 1, 1, 1, 1, 1]);
+
+    h.env.webhooks.set_down(true);
+    dispatcher.tick().await.unwrap();
+    let rows = h.webhooks_of(case).await;
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 0, 0],
+        "later webhooks wait for the first"
+    );
+    h.clock.advance(secs(2));
+    dispatcher.tick().await.unwrap();
+    assert_eq!(
+        h.webhooks_of(case)
+            .await
+            .iter()
+            .map(|r| r.0)
+            .collect::<Vec<_>>(),
+        [2, 0, 0]
+    );
+
+    h.env.webhooks.set_down(false);
+    for _ in 0..4 {
+        h.clock.advance(secs(2));
+        dispatcher.tick().await.unwrap();
+    }
+    let types: Vec<String> = h
+        .env
+        .webhooks
+        .received()
+        .iter()
+        .map(|w| w.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["case.created", "case.acknowledged", "case.resolved"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_never_send_twice() {
+    let h = Harness::new().await;
+    h.open_cases(150).await;
+    let (a, b) = (h.dispatcher(&[0, 1]), h.dispatcher(&[0, 1]));
+    let run = |d: Dispatcher| async move {
+        let mut sent = 0;
+        loop {
+            let n = d.tick().await.unwrap();
+            if n == 0 {
+                return sent;
+            }
+            sent += n;
+        }
+    };
+    let (sent_a, sent_b) = tokio::join!(run(a), run(b));
+    assert_eq!(sent_a + sent_b, 300, "each delivery claimed once");
+    assert!(
+        sent_a > 0 && sent_b > 0,
+        "both dispatchers worked ({sent_a}, {sent_b})"
+    );
+    let ids: Vec<String> = h
+        .env
+        .webhooks
+        .received()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (150, 150),
+        "no webhook sent twice"
+    );
+    eventually("150 emails", Duration::from_secs(30), || async {
+        (h.env.smtp.emails().len() == 150).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 1")
+            .await,
+        300
+    );
+}
