@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use closeloop_core::{parse_event, Command as CaseCommand};
 use closeloop_notify::{
-    Clock, DispatchSettings, Dispatcher, EmailSender, SmtpSecurity, SmtpSettings, WebhookSecret,
-    WebhookSender,
+    Clock, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity, SmtpSettings,
+    WebhookSecret, WebhookSender,
 };
 use closeloop_store::{IntakeRecord, Store, StoreOptions};
 use closeloop_tests::*;
@@ -61,15 +61,19 @@ impl Harness {
     }
 
     fn dispatcher(&self, schedule: &[u64]) -> Dispatcher {
-        let email = EmailSender::new(&SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: self.env.smtp.port,
-            security: SmtpSecurity::None,
-            username: None,
-            password: None,
-            from: "closeloop <alerts@closeloop.test>".into(),
-            timeout: secs(5),
-        })
+        let email = EmailSender::new(
+            &SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: self.env.smtp.port,
+                security: SmtpSecurity::None,
+                username: None,
+                password: None,
+                from: "closeloop <alerts@closeloop.test>".into(),
+                timeout: secs(5),
+                pool_max_size: 2,
+            },
+            Arc::new(EmailTemplates::load(&repo_root().join("config/templates")).unwrap()),
+        )
         .unwrap();
         let webhook =
             WebhookSender::new(vec![WebhookSecret::parse(WEBHOOK_SECRET).unwrap()], secs(5))

@@ -98,6 +98,11 @@ async fn the_story_closes_the_loop() {
         );
     }
     assert!(email.html.contains("Livraison avec trois jours de retard"));
+    assert!(
+        email.text.starts_with("Un client attend votre rappel"),
+        "Claire's locale is fr-FR: {}",
+        email.text
+    );
 
     // The store's CRM receives a signed webhook.
     let created = eventually("the case.created webhook", SHORT, || async {

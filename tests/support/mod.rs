@@ -421,6 +421,9 @@ security = "none"
 from = "closeloop <alerts@closeloop.test>"
 timeout = "5s"
 
+[email]
+templates_dir = "{templates}"
+
 [webhook]
 signing_secrets = ["{WEBHOOK_SECRET}"]
 timeout = "5s"
@@ -438,6 +441,7 @@ grace = "20s"
                 batch_max = options.batch_max,
                 rules = rules_file.display(),
                 owners = owners_file.display(),
+                templates = repo_root().join("config/templates").display(),
                 smtp_port = smtp.port,
             ),
         )

@@ -8,10 +8,12 @@
 
 pub mod email;
 mod error;
+pub mod templates;
 pub mod webhook;
 pub mod worker;
 
 pub use email::{EmailSender, SmtpSecurity, SmtpSettings};
 pub use error::{NotifyError, Result};
+pub use templates::{EmailTemplates, RenderedEmail};
 pub use webhook::{WebhookSecret, WebhookSender};
 pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher, SystemClock};

@@ -23,6 +23,8 @@ pub struct CaseView {
     pub severity: Severity,
     pub owner_id: String,
     pub owner_name: String,
+    /// BCP 47 tag choosing the language of notifications.
+    pub owner_locale: String,
     /// How the owner was found: rule, store, region or default.
     pub route: String,
     pub rule_ids: Vec<String>,
@@ -94,6 +96,7 @@ struct CaseRow {
     severity: String,
     owner_id: String,
     owner_name: String,
+    owner_locale: String,
     owner_webhook_url: Option<String>,
     route: String,
     rule_ids: Vec<String>,
@@ -111,7 +114,7 @@ struct CaseRow {
     event: serde_json::Value,
 }
 
-const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_webhook_url, route, rule_ids,
+const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_locale, owner_webhook_url, route, rule_ids,
     channels, event_id, created_at, updated_at, acknowledged_at, first_contact_at, resolved_at, closed_at,
     resolved_by, root_cause, contact_attempts, event";
 
@@ -128,6 +131,7 @@ impl CaseRow {
             version: self.version,
             owner_id: self.owner_id,
             owner_name: self.owner_name,
+            owner_locale: self.owner_locale,
             route: self.route,
             rule_ids: self.rule_ids,
             channels: self.channels,

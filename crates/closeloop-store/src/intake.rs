@@ -109,16 +109,16 @@ impl Store {
         sqlx::query(
             "INSERT INTO cases (id, event_id, status, severity, owner_id, owner_name, owner_email, owner_webhook_url,
                                 route, rule_ids, channels, customer_id, store_id, region, touchpoint, nps, csat, ces,
-                                event, version, created_at, updated_at)
+                                event, version, created_at, updated_at, owner_locale)
              SELECT u.id, u.event_id, 'open', u.severity, u.owner_id, u.owner_name, u.owner_email, u.owner_webhook_url,
                     u.route, ARRAY(SELECT jsonb_array_elements_text(u.rule_ids)),
                     ARRAY(SELECT jsonb_array_elements_text(u.channels)),
-                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19
+                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19, u.owner_locale
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[])
+                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[], $20::text[])
                   AS u(id, event_id, severity, owner_id, owner_name, owner_email, owner_webhook_url, route, rule_ids,
-                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event)",
+                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event, owner_locale)",
         )
         .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.event_id.clone()).collect::<Vec<_>>())
@@ -139,6 +139,7 @@ impl Store {
         .bind(views.iter().map(|v| v.event.scores.ces.map(|s| i16::from(s.value()))).collect::<Vec<_>>())
         .bind(views.iter().map(|v| serde_json::to_value(&v.event).unwrap_or_default()).collect::<Vec<_>>())
         .bind(now)
+        .bind(views.iter().map(|v| v.owner_locale.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
 
@@ -196,6 +197,7 @@ impl Store {
             severity: alert.severity,
             owner_id: alert.owner.id.clone(),
             owner_name: alert.owner.name.clone(),
+            owner_locale: alert.owner.locale.clone(),
             route: alert.route.as_str().to_owned(),
             rule_ids: alert.rule_ids.clone(),
             channels: alert

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use closeloop_api::{AppState, EventPublisher};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
-    DispatchSettings, Dispatcher, EmailSender, SmtpSecurity, SystemClock, WebhookSecret,
-    WebhookSender,
+    DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity, SystemClock,
+    WebhookSecret, WebhookSender,
 };
 use closeloop_store::{Store, StoreOptions};
 use tokio::sync::Notify;
@@ -198,8 +198,11 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         password: settings.smtp.password.clone(),
         from: settings.smtp.from.clone(),
         timeout: settings.smtp.timeout,
+        pool_max_size: settings.smtp.pool_max_size,
     };
-    let email = EmailSender::new(&smtp).context("smtp")?;
+    let templates = Arc::new(EmailTemplates::load(&settings.email.templates_dir)?);
+    info!(languages = ?templates.languages(), "email templates loaded");
+    let email = EmailSender::new(&smtp, templates).context("smtp")?;
     let secrets = settings
         .webhook
         .signing_secrets

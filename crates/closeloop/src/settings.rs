@@ -19,6 +19,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub rules: RulesSettings,
     pub smtp: SmtpSettings,
+    pub email: EmailSettings,
     pub webhook: WebhookSettings,
     pub dispatch: DispatchSettings,
     #[serde(default)]
@@ -89,6 +90,20 @@ pub struct SmtpSettings {
     pub from: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Connections kept open to the SMTP server.
+    #[serde(default = "default_pool")]
+    pub pool_max_size: u32,
+}
+
+fn default_pool() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// One folder per language with alert.subject.txt, alert.txt, alert.html.
+    pub templates_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

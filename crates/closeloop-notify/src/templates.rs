@@ -1,0 +1,379 @@
+//! Email templates (minijinja), one folder per language, editable by ops
+//! without rebuilding. See `config/templates/README.md` for the variables.
+//!
+//! Templates are checked at load: each is compiled and rendered against a
+//! sample case in strict mode, so a syntax error or an unknown variable
+//! stops start-up naming the file and line, instead of failing at 3 a.m.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use closeloop_core::parse_event;
+use closeloop_store::CaseView;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::error::{NotifyError, Result};
+
+/// The parts of one alert email.
+const PARTS: [&str; 3] = ["alert.subject.txt", "alert.txt", "alert.html"];
+/// The language used when the owner's has no templates.
+const FALLBACK: &str = "en";
+
+/// Loaded, checked templates.
+#[derive(Debug)]
+pub struct EmailTemplates {
+    env: Environment<'static>,
+    languages: Vec<String>,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Serialize)]
+struct CustomerContext<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AlertContext<'a> {
+    severity: &'a str,
+    severity_upper: String,
+    scores: String,
+    nps: Option<u8>,
+    csat: Option<u8>,
+    ces: Option<u8>,
+    rules: &'a [String],
+    store: Option<&'a str>,
+    region: Option<&'a str>,
+    touchpoint: &'a str,
+    channel: Option<&'a str>,
+    answered_at: String,
+    comment: Option<&'a str>,
+    customer: CustomerContext<'a>,
+    order_id: Option<String>,
+    attributes: BTreeMap<&'a str, String>,
+    case_url: &'a str,
+    case_id: String,
+    owner_name: &'a str,
+}
+
+/// "NPS 3, CES 2": the scores present, in a fixed order.
+pub fn scores_text(case: &CaseView) -> String {
+    let scores = &case.event.scores;
+    [
+        scores.nps.map(|s| format!("NPS {}", s.value())),
+        scores.csat.map(|s| format!("CSAT {}", s.value())),
+        scores.ces.map(|s| format!("CES {}", s.value())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn context(case: &CaseView) -> AlertContext<'_> {
+    let event = &case.event;
+    AlertContext {
+        severity: case.severity.as_str(),
+        severity_upper: case.severity.as_str().to_uppercase(),
+        scores: scores_text(case),
+        nps: event.scores.nps.map(|s| s.value()),
+        csat: event.scores.csat.map(|s| s.value()),
+        ces: event.scores.ces.map(|s| s.value()),
+        rules: &case.rule_ids,
+        store: event.location.store_id.as_deref(),
+        region: event.location.region.as_deref(),
+        touchpoint: &event.journey.touchpoint,
+        channel: event.journey.channel.as_deref(),
+        answered_at: event.occurred_at.format("%Y-%m-%d %H:%M %:z").to_string(),
+        comment: event.comment.as_deref().filter(|c| !c.trim().is_empty()),
+        customer: CustomerContext {
+            id: &event.customer.id,
+            name: event.customer.name.as_deref(),
+            email: event.customer.email.as_deref(),
+            phone: event.customer.phone.as_deref(),
+        },
+        order_id: event.attributes.get("order_id").map(ToString::to_string),
+        attributes: event
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect(),
+        case_url: &case.url,
+        case_id: case.id.to_string(),
+        owner_name: &case.owner_name,
+    }
+}
+
+fn template_error(dir: &Path, error: &minijinja::Error) -> NotifyError {
+    let file = error
+        .name()
+        .map(|n| dir.join(n).display().to_string())
+        .unwrap_or_else(|| dir.display().to_string());
+    let line = error
+        .line()
+        .map(|l| format!(" line {l}:"))
+        .unwrap_or_default();
+    NotifyError::Config(format!(
+        "template {file}:{line} {}",
+        error.detail().unwrap_or(&error.to_string())
+    ))
+}
+
+impl EmailTemplates {
+    /// Load every language folder of `dir`. English is required.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = |m: String| NotifyError::Config(format!("templates {}: {m}", dir.display()));
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut languages = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| config(e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| config(e.to_string()))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let language = entry.file_name().to_string_lossy().into_owned();
+            for part in PARTS {
+                let path = entry.path().join(part);
+                let source = std::fs::read_to_string(&path).map_err(|e| {
+                    NotifyError::Config(format!("template {}: {e}", path.display()))
+                })?;
+                env.add_template_owned(format!("{language}/{part}"), source)
+                    .map_err(|e| template_error(dir, &e))?;
+            }
+            languages.push(language);
+        }
+        if !languages.iter().any(|l| l == FALLBACK) {
+            return Err(config(format!(
+                "the fallback language folder `{FALLBACK}` is missing"
+            )));
+        }
+        languages.sort();
+        let templates = EmailTemplates { env, languages };
+        // Render every language once: unknown variables and filters surface now.
+        let sample = sample_case();
+        for language in &templates.languages {
+            templates
+                .render_language(language, &sample)
+                .map_err(|e| template_error(dir, &e))?;
+        }
+        Ok(templates)
+    }
+
+    /// The languages available, sorted.
+    pub fn languages(&self) -> &[String] {
+        &self.languages
+    }
+
+    /// Render the alert for `case` in its owner's language (primary subtag
+    /// of the locale), falling back to English.
+    pub fn render(&self, case: &CaseView) -> Result<RenderedEmail> {
+        let primary = case
+            .owner_locale
+            .split('-')
+            .next()
+            .unwrap_or(FALLBACK)
+            .to_lowercase();
+        let language = if self.languages.contains(&primary) {
+            primary.as_str()
+        } else {
+            FALLBACK
+        };
+        self.render_language(language, case)
+            .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    fn render_language(
+        &self,
+        language: &str,
+        case: &CaseView,
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let ctx = context(case);
+        let render = |part: &str| {
+            self.env
+                .get_template(&format!("{language}/{part}"))?
+                .render(&ctx)
+        };
+        Ok(RenderedEmail {
+            // A subject is one line, whatever the template's trailing newline.
+            subject: render("alert.subject.txt")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            text: render("alert.txt")?,
+            html: render("alert.html")?,
+        })
+    }
+}
+
+/// A case with every optional field set, to exercise templates at load.
+fn sample_case() -> CaseView {
+    let event = parse_event(
+        br#"{"event_id":"sample","occurred_at":"2026-11-20T10:15:00+01:00","source":"sample",
+            "customer":{"id":"C-1","name":"Julie Moreau","email":"julie@example.org","phone":"+33 6 12 34 56 78"},
+            "journey":{"touchpoint":"delivery","channel":"web"},
+            "location":{"store_id":"LYON-02","region":"FR-ARA","country":"FR"},
+            "scores":{"nps":3,"csat":2,"ces":2},"comment":"sample","attributes":{"order_id":"CMD-1"}}"#,
+        1 << 16,
+    )
+    .expect("the sample event is valid");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:16:00Z")
+        .expect("valid")
+        .with_timezone(&chrono::Utc);
+    CaseView {
+        id: uuid::Uuid::nil(),
+        url: "https://closeloop.example/cases/sample".into(),
+        version: 1,
+        status: closeloop_core::Status::Open,
+        severity: closeloop_core::Severity::High,
+        owner_id: "owner".into(),
+        owner_name: "Owner".into(),
+        owner_locale: "en".into(),
+        route: "store".into(),
+        rule_ids: vec!["rule".into()],
+        channels: vec!["email".into()],
+        event_id: "sample".into(),
+        created_at: now,
+        updated_at: now,
+        acknowledged_at: None,
+        first_contact_at: None,
+        resolved_at: None,
+        closed_at: None,
+        resolved_by: None,
+        root_cause: None,
+        contact_attempts: 0,
+        event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> EmailTemplates {
+        EmailTemplates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/templates"))
+            .unwrap()
+    }
+
+    fn case(locale: &str) -> CaseView {
+        let mut case = sample_case();
+        case.owner_locale = locale.into();
+        case.event.comment = Some("Livraison avec <trois> jours de retard".into());
+        case.event.scores.csat = None;
+        case.rule_ids = vec!["nps-detractor".into(), "ces-high-effort".into()];
+        case
+    }
+
+    #[test]
+    fn shipped_templates_render_in_english_and_french() {
+        let templates = shipped();
+        assert_eq!(templates.languages(), ["en", "fr"]);
+        let en = templates.render(&case("en-GB")).unwrap();
+        assert_eq!(en.subject, "[HIGH] NPS 3, CES 2 | LYON-02 | delivery");
+        for expected in [
+            "A customer needs a call back",
+            "Livraison avec <trois> jours de retard",
+            "Julie Moreau",
+            "julie@example.org",
+            "+33 6 12 34 56 78",
+            "CMD-1",
+            "https://closeloop.example/cases/sample",
+            "LYON-02 (FR-ARA)",
+            "delivery (web)",
+        ] {
+            assert!(
+                en.text.contains(expected),
+                "text lacks {expected}:\n{}",
+                en.text
+            );
+        }
+        assert!(
+            en.html.contains("&lt;trois&gt;") && !en.html.contains("<trois>"),
+            "html escapes"
+        );
+        let fr = templates.render(&case("fr-FR")).unwrap();
+        assert!(
+            fr.text.starts_with("Un client attend votre rappel"),
+            "{}",
+            fr.text
+        );
+        assert!(fr.html.contains("Ouvrez le dossier"));
+        let fallback = templates.render(&case("de-DE")).unwrap();
+        assert_eq!(
+            fallback.text, en.text,
+            "unknown languages fall back to English"
+        );
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent() {
+        let templates = shipped();
+        let mut bare = case("en");
+        bare.event.customer.phone = None;
+        bare.event.customer.email = None;
+        bare.event.comment = None;
+        bare.event.location.store_id = None;
+        let email = templates.render(&bare).unwrap();
+        assert!(!email.text.contains("Phone") && !email.text.contains("wrote"));
+        assert!(email.subject.contains("no store"));
+    }
+
+    #[test]
+    fn bad_templates_are_refused_naming_file_and_line() {
+        let write = |files: &[(&str, &str)]| {
+            let dir = tempfile::TempDir::new().unwrap();
+            std::fs::create_dir(dir.path().join("en")).unwrap();
+            for part in PARTS {
+                std::fs::write(dir.path().join("en").join(part), "ok").unwrap();
+            }
+            for (name, body) in files {
+                std::fs::write(dir.path().join("en").join(name), body).unwrap();
+            }
+            dir
+        };
+        let cases = [
+            (
+                vec![("alert.txt", "line one\n{% if %}\n")],
+                vec!["en/alert.txt", "line 2"],
+            ),
+            (
+                vec![("alert.html", "a\nb\n{{ custmer.name }}\n")],
+                vec!["en/alert.html", "line 3", "undefined"],
+            ),
+            (
+                vec![("alert.subject.txt", "{{ scores | nosuchfilter }}")],
+                vec!["en/alert.subject.txt", "line 1"],
+            ),
+        ];
+        for (files, fragments) in cases {
+            let dir = write(&files);
+            let err = EmailTemplates::load(dir.path()).unwrap_err().to_string();
+            for fragment in fragments {
+                assert!(err.contains(fragment), "`{fragment}` missing from `{err}`");
+            }
+        }
+        let dir = write(&[]);
+        std::fs::remove_file(dir.path().join("en/alert.html")).unwrap();
+        assert!(EmailTemplates::load(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("alert.html"));
+        let empty = tempfile::TempDir::new().unwrap();
+        assert!(EmailTemplates::load(empty.path())
+            .unwrap_err()
+            .to_string()
+            .contains("fallback language"));
+    }
+}
