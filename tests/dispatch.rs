@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use closeloop_core::{parse_event, Command as CaseCommand};
 use closeloop_notify::{
-    Clock, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity, SmtpSettings,
-    WebhookSecret, WebhookSender,
+    AddressPolicy, Clock, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity,
+    SmtpSettings, WebhookSecret, WebhookSender,
 };
 use closeloop_store::{IntakeRecord, Store, StoreOptions};
 use closeloop_tests::*;
@@ -61,6 +61,15 @@ impl Harness {
     }
 
     fn dispatcher(&self, schedule: &[u64]) -> Dispatcher {
+        self.dispatcher_with_breaker(schedule, 100, 30)
+    }
+
+    fn dispatcher_with_breaker(
+        &self,
+        schedule: &[u64],
+        breaker_failures: u32,
+        cooldown: u64,
+    ) -> Dispatcher {
         let email = EmailSender::new(
             &SmtpSettings {
                 host: "127.0.0.1".into(),
@@ -75,9 +84,13 @@ impl Harness {
             Arc::new(EmailTemplates::load(&repo_root().join("config/templates")).unwrap()),
         )
         .unwrap();
-        let webhook =
-            WebhookSender::new(vec![WebhookSecret::parse(WEBHOOK_SECRET).unwrap()], secs(5))
-                .unwrap();
+        let webhook = WebhookSender::with_policy(
+            vec![WebhookSecret::parse(WEBHOOK_SECRET).unwrap()],
+            secs(5),
+            Vec::new(),
+            AddressPolicy::new(&["127.0.0.0/8".into()]).unwrap(),
+        )
+        .unwrap();
         Dispatcher::new(
             self.store.clone(),
             email,
@@ -87,6 +100,8 @@ impl Harness {
                 poll_interval: Duration::from_millis(100),
                 lease: secs(60),
                 retry_schedule: schedule.iter().map(|s| secs(*s)).collect(),
+                breaker_failures,
+                breaker_cooldown: secs(cooldown),
             },
             self.clock.clone(),
             Arc::new(tokio::sync::Notify::new()),
@@ -183,7 +198,7 @@ async fn classification_retry_after_and_exhaustion() {
     let cases = h.open_cases(4).await;
     let dispatcher = h.dispatcher(&[0, 1, 2]);
     h.env.webhooks.fail_next(400); // permanent
-    h.env.webhooks.fail_next(410); // permanent: endpoint gone
+    h.env.webhooks.fail_next(404); // permanent
     h.env.webhooks.fail_next_with_retry_after(429, 120); // transient, not before 120 s
     h.env.webhooks.fail_next(500); // transient
     assert_eq!(dispatcher.tick().await.unwrap(), 8);
@@ -195,7 +210,7 @@ async fn classification_retry_after_and_exhaustion() {
             .collect();
     let dead = rows.iter().filter(|r| r.1 == "dead").count();
     let pending: Vec<_> = rows.iter().filter(|r| r.1 == "pending").collect();
-    assert_eq!(dead, 2, "400 and 410 are permanent: dead after one attempt");
+    assert_eq!(dead, 2, "400 and 404 are permanent: dead after one attempt");
     assert_eq!(pending.len(), 2, "429 and 500 are retried");
     let now = h.clock.now();
     assert!(
@@ -217,7 +232,7 @@ async fn classification_retry_after_and_exhaustion() {
     .await
     .unwrap();
     assert!(
-        errors[0].contains("HTTP 400") && errors[1].contains("410 Gone"),
+        errors[0].contains("HTTP 400") && errors[1].contains("HTTP 404"),
         "{errors:?}"
     );
 
@@ -365,5 +380,112 @@ async fn two_dispatchers_never_send_twice() {
             .count("SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 1")
             .await,
         300
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_endpoint_until_re_enabled() {
+    let h = Harness::new().await;
+    let cases = h.open_cases(2).await;
+    let dispatcher = h.dispatcher(&[0, 1]);
+    h.env.webhooks.fail_next(410);
+    // One webhook at a time: the first meets the 410.
+    let first = h.webhooks_of(cases[0]).await;
+    assert_eq!(first.len(), 1);
+    sqlx::query("UPDATE outbox SET next_attempt_at = next_attempt_at + interval '1 hour' WHERE case_id = $1 AND channel = 'webhook'")
+        .bind(cases[1])
+        .execute(&h.env.db)
+        .await
+        .unwrap();
+    dispatcher.tick().await.unwrap();
+    assert_eq!(h.webhooks_of(cases[0]).await[0].1, "dead");
+    let disabled = h.store.disabled_endpoints().await.unwrap();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0].url, h.env.webhooks.url);
+
+    // The other case's webhook to the same endpoint is not even attempted.
+    h.clock.advance(secs(3601));
+    let hits = h.env.webhooks.hits();
+    dispatcher.tick().await.unwrap();
+    assert_eq!(
+        h.env.webhooks.hits(),
+        hits,
+        "a disabled endpoint gets no request"
+    );
+    let error: String = sqlx::query_scalar(
+        "SELECT last_error FROM outbox WHERE case_id = $1 AND channel = 'webhook'",
+    )
+    .bind(cases[1])
+    .fetch_one(&h.env.db)
+    .await
+    .unwrap();
+    assert!(error.starts_with("endpoint disabled since"), "{error}");
+
+    // Re-enabled and replayed, both arrive.
+    assert!(h.store.enable_endpoint(&h.env.webhooks.url).await.unwrap());
+    let replayed = h
+        .store
+        .replay_dead(
+            &closeloop_store::ReplaySelector::CreatedBetween(
+                h.clock.now() - chrono::Duration::days(1),
+                h.clock.now() + chrono::Duration::days(1),
+            ),
+            h.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 2);
+    dispatcher.tick().await.unwrap();
+    assert_eq!(h.env.webhooks.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_pauses_a_failing_endpoint() {
+    let h = Harness::new().await;
+    let cases = h.open_cases(4).await;
+    let dispatcher = h.dispatcher_with_breaker(&[0, 1, 1, 1, 1], 2, 30);
+    h.env.webhooks.set_down(true);
+
+    // Sends of one tick run concurrently: those that start after the second
+    // failure already find the breaker open.
+    dispatcher.tick().await.unwrap();
+    let hits = h.env.webhooks.hits();
+    assert!(
+        (2..=4).contains(&hits),
+        "at least two failures open the breaker ({hits} requests)"
+    );
+
+    // While open, due webhooks are deferred: no request, no attempt counted.
+    h.clock.advance(secs(2));
+    dispatcher.tick().await.unwrap();
+    assert_eq!(
+        h.env.webhooks.hits(),
+        hits,
+        "no request while the endpoint is paused"
+    );
+    for case in &cases {
+        let (attempts, status, next) = h.webhooks_of(*case).await[0].clone();
+        assert!(attempts <= 1 && status == "pending", "{attempts} {status}");
+        assert!(
+            next >= h.clock.now() + chrono::Duration::seconds(27),
+            "deferred to the end of the pause: {next}"
+        );
+    }
+
+    // After the cooldown the receiver is back: everything arrives.
+    h.env.webhooks.set_down(false);
+    h.clock.advance(secs(31));
+    dispatcher.tick().await.unwrap();
+    assert_eq!(h.env.webhooks.received().len(), 4);
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'webhook' AND status = 'sent'")
+            .await,
+        4
+    );
+    assert_eq!(
+        h.env.count("SELECT count(*) FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id WHERE o.channel = 'webhook'").await,
+        hits as i64 + 4,
+        "attempts recorded = requests made"
     );
 }

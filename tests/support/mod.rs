@@ -230,6 +230,7 @@ pub struct WebhookReceiver {
     received: Arc<Mutex<Vec<ReceivedWebhook>>>,
     failures: Arc<Mutex<std::collections::VecDeque<Failure>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -238,15 +239,22 @@ impl WebhookReceiver {
         let received: Arc<Mutex<Vec<ReceivedWebhook>>> = Arc::default();
         let failures: Arc<Mutex<std::collections::VecDeque<Failure>>> = Arc::default();
         let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let hits: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks/crm", listener.local_addr().unwrap());
-        let (r, f, d) = (received.clone(), failures.clone(), down.clone());
+        let (r, f, d, n) = (
+            received.clone(),
+            failures.clone(),
+            down.clone(),
+            hits.clone(),
+        );
         let app = axum::Router::new().route(
             "/hooks/crm",
             axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let (r, f, d) = (r.clone(), f.clone(), d.clone());
+                let (r, f, d, n) = (r.clone(), f.clone(), d.clone(), n.clone());
                 async move {
                     use axum::response::IntoResponse;
+                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if d.load(std::sync::atomic::Ordering::SeqCst) {
                         return StatusCode::SERVICE_UNAVAILABLE.into_response();
                     }
@@ -290,6 +298,7 @@ impl WebhookReceiver {
             received,
             failures,
             down,
+            hits,
             shutdown: Some(tx),
         }
     }
@@ -312,6 +321,11 @@ impl WebhookReceiver {
             status,
             retry_after: Some(seconds),
         });
+    }
+
+    /// Every request received, accepted or not.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// While down, answer 503 to everything.
@@ -427,6 +441,9 @@ templates_dir = "{templates}"
 [webhook]
 signing_secrets = ["{WEBHOOK_SECRET}"]
 timeout = "5s"
+allow_private_ranges = ["127.0.0.0/8"]
+breaker_failures = 3
+breaker_cooldown = "2s"
 
 [dispatch]
 concurrency = 8

@@ -68,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/trace", get(case_trace))
         .route("/v1/deliveries", get(list_deliveries))
         .route("/v1/deliveries/replay", post(replay_deliveries))
+        .route("/v1/endpoints/disabled", get(disabled_endpoints))
+        .route("/v1/endpoints/enable", post(enable_endpoint))
         .route("/v1/root-causes", get(root_causes))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/cases/{id}", get(case_page))
@@ -478,4 +480,31 @@ async fn replay_deliveries(
     let replayed = state.store.replay_dead(&selector, (state.now)()).await?;
     tracing::info!(count = replayed.len(), "dead deliveries replayed");
     Ok(Json(json!({"replayed": replayed.len(), "ids": replayed})).into_response())
+}
+
+async fn disabled_endpoints(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(json!({"endpoints": state.store.disabled_endpoints().await?})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnableBody {
+    url: String,
+}
+
+/// Re-enable a webhook endpoint disabled by a 410 answer. Its dead
+/// deliveries stay dead until replayed.
+async fn enable_endpoint(
+    State(state): State<AppState>,
+    b: Result<Json<EnableBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    if !state.store.enable_endpoint(&b.url).await? {
+        return Err(ApiError::NotFound(format!(
+            "endpoint {} is not disabled",
+            b.url
+        )));
+    }
+    tracing::info!(endpoint = %b.url, "webhook endpoint re-enabled");
+    Ok(Json(json!({"enabled": b.url})).into_response())
 }

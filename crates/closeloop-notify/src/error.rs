@@ -8,6 +8,9 @@ use std::time::Duration;
 pub enum NotifyError {
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// The endpoint answered 410 Gone: it must be disabled.
+    #[error("permanent failure: {0}")]
+    Gone(String),
     #[error("transient failure: {message}")]
     Transient {
         message: String,

@@ -6,14 +6,16 @@
 //! classified here, at the edge, as permanent (dead at once) or transient
 //! (retried on the schedule); nothing is ever deleted from the outbox.
 
+pub mod breaker;
 pub mod email;
 mod error;
 pub mod templates;
 pub mod webhook;
 pub mod worker;
 
+pub use breaker::CircuitBreaker;
 pub use email::{EmailSender, SmtpSecurity, SmtpSettings};
 pub use error::{NotifyError, Result};
 pub use templates::{EmailTemplates, RenderedEmail};
-pub use webhook::{WebhookSecret, WebhookSender};
+pub use webhook::{AddressPolicy, WebhookSecret, WebhookSender};
 pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher, SystemClock};

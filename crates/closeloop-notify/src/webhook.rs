@@ -6,11 +6,15 @@
 //! "id.timestamp.body">`, one per configured secret, space-separated, so a
 //! secret can be rotated without a gap.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::StatusCode;
 use sha2::Sha256;
 
@@ -57,28 +61,159 @@ impl WebhookSecret {
     }
 }
 
+/// Which addresses webhooks may reach. Public addresses always; loopback,
+/// private, link-local, shared and unique-local ones only when a configured
+/// range allows them. This is the SSRF guard: a webhook URL written by
+/// someone cannot make closeloop probe the internal network.
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    allowed: Vec<IpNet>,
+}
+
+impl AddressPolicy {
+    /// `allowed`: CIDR ranges such as `127.0.0.0/8`.
+    pub fn new(allowed: &[String]) -> Result<Self> {
+        let allowed = allowed
+            .iter()
+            .map(|r| {
+                r.parse::<IpNet>()
+                    .map_err(|e| NotifyError::Config(format!("allowed range \"{r}\": {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AddressPolicy { allowed })
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        // ::ffff:a.b.c.d is a.b.c.d: judge it, and match ranges, as IPv4.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        is_public(ip) || self.allowed.iter().any(|range| range.contains(&ip))
+    }
+}
+
+/// Whether `ip` is a public unicast address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80) // link local
+        }
+    }
+}
+
+/// The guard's refusal, found again in reqwest's error chain to classify it.
+#[derive(Debug)]
+struct BlockedAddress(String);
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves only to addresses webhooks may not reach (loopback, private or link-local; see webhook.allow_private_ranges)", self.0)
+    }
+}
+
+impl std::error::Error for BlockedAddress {}
+
+/// DNS resolution that drops forbidden addresses, so the check holds for
+/// the address actually connected to (no DNS rebinding between check and use).
+struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
+            if permitted.is_empty() {
+                return Err(
+                    Box::new(BlockedAddress(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
+            }
+            Ok(Box::new(permitted.into_iter()) as Addrs)
+        })
+    }
+}
+
 /// Sends webhooks.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookSender {
     client: reqwest::Client,
     secrets: Vec<WebhookSecret>,
+    policy: Arc<AddressPolicy>,
+    default_timeout: Duration,
+    /// (URL prefix, timeout): the longest matching prefix wins.
+    endpoint_timeouts: Vec<(String, Duration)>,
+}
+
+impl std::fmt::Debug for WebhookSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSender")
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl WebhookSender {
     pub fn new(secrets: Vec<WebhookSecret>, timeout: Duration) -> Result<Self> {
+        Self::with_policy(secrets, timeout, Vec::new(), AddressPolicy::default())
+    }
+
+    pub fn with_policy(
+        secrets: Vec<WebhookSecret>,
+        default_timeout: Duration,
+        endpoint_timeouts: Vec<(String, Duration)>,
+        policy: AddressPolicy,
+    ) -> Result<Self> {
         if secrets.is_empty() {
             return Err(NotifyError::Config(
                 "at least one webhook signing secret is required".into(),
             ));
         }
+        let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
-            .timeout(timeout)
+            .timeout(default_timeout)
             // A redirect could point a signed payload anywhere; refuse it.
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .user_agent(concat!("closeloop/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NotifyError::Config(e.to_string()))?;
-        Ok(WebhookSender { client, secrets })
+        Ok(WebhookSender {
+            client,
+            secrets,
+            policy,
+            default_timeout,
+            endpoint_timeouts,
+        })
     }
 
     /// The value of the `webhook-signature` header.
@@ -90,12 +225,37 @@ impl WebhookSender {
             .join(" ")
     }
 
+    /// The timeout for `url`: the longest configured prefix, else the default.
+    pub fn timeout_for(&self, url: &str) -> Duration {
+        self.endpoint_timeouts
+            .iter()
+            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.default_timeout, |(_, t)| *t)
+    }
+
     /// POST `body` to `url`. Returns the HTTP status line on success.
     pub async fn send(&self, url: &str, id: &str, timestamp: i64, body: Vec<u8>) -> Result<String> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| NotifyError::Permanent(format!("invalid webhook URL: {e}")))?;
+        // IP literals never reach the resolver: check them here.
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            if !self.policy.permits(ip) {
+                return Err(NotifyError::Permanent(
+                    BlockedAddress(ip.to_string()).to_string(),
+                ));
+            }
+        }
         let signature = self.signature_header(id, timestamp, &body);
         let response = self
             .client
-            .post(url)
+            .post(parsed)
+            .timeout(self.timeout_for(url))
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -116,6 +276,13 @@ impl WebhookSender {
 }
 
 fn classify_transport(error: &reqwest::Error) -> NotifyError {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(blocked) = cause.downcast_ref::<BlockedAddress>() {
+            return NotifyError::Permanent(blocked.to_string());
+        }
+        source = cause.source();
+    }
     if error.is_builder() {
         NotifyError::Permanent(format!("invalid webhook request: {error}"))
     } else {
@@ -134,7 +301,7 @@ pub fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> Res
             message: format!("receiver answered HTTP {code}"),
             retry_after,
         }),
-        410 => Err(NotifyError::Permanent(
+        410 => Err(NotifyError::Gone(
             "receiver answered HTTP 410 Gone: endpoint removed".into(),
         )),
         _ => Err(NotifyError::Permanent(format!(
@@ -185,11 +352,93 @@ mod tests {
             let got = match classify_status(StatusCode::from_u16(code).unwrap(), None) {
                 Ok(_) => "ok",
                 Err(NotifyError::Transient { .. }) => "transient",
-                Err(NotifyError::Permanent(_)) => "permanent",
+                Err(NotifyError::Permanent(_) | NotifyError::Gone(_)) => "permanent",
                 Err(NotifyError::Config(_)) => "config",
             };
             assert_eq!(got, expected, "HTTP {code}");
         }
+    }
+
+    #[test]
+    fn address_policy_table() {
+        let none = AddressPolicy::default();
+        let loopback = AddressPolicy::new(&["127.0.0.0/8".into()]).unwrap();
+        // (address, allowed with no ranges, allowed with 127.0.0.0/8)
+        let cases = [
+            ("93.184.216.34", true, true),
+            ("2606:2800:220:1::1", true, true),
+            ("127.0.0.1", false, true),
+            ("10.1.2.3", false, false),
+            ("172.16.0.1", false, false),
+            ("192.168.1.1", false, false),
+            ("169.254.169.254", false, false),
+            ("100.64.0.1", false, false),
+            ("0.0.0.0", false, false),
+            ("::1", false, false),
+            ("fd00::1", false, false),
+            ("fe80::1", false, false),
+            ("::ffff:10.0.0.1", false, false),
+            ("::ffff:127.0.0.1", false, true),
+        ];
+        for (ip, open, with_loopback) in cases {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(none.permits(ip), open, "{ip}");
+            assert_eq!(
+                loopback.permits(ip),
+                with_loopback,
+                "{ip} with loopback allowed"
+            );
+        }
+        assert!(AddressPolicy::new(&["not-a-range".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn private_targets_are_refused_permanently() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sender = WebhookSender::new(vec![secret], Duration::from_secs(2)).unwrap();
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://[::1]:9/hook",
+            "http://localhost:9/hook",
+            "http://169.254.169.254/latest",
+        ] {
+            match sender.send(url, "id", 1, b"{}".to_vec()).await {
+                Err(NotifyError::Permanent(message)) => {
+                    assert!(message.contains("may not reach"), "{url}: {message}")
+                }
+                other => panic!("{url}: expected a permanent refusal, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_timeouts_pick_the_longest_prefix() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sender = WebhookSender::with_policy(
+            vec![secret],
+            Duration::from_secs(10),
+            vec![
+                ("https://crm.example.com/".into(), Duration::from_secs(3)),
+                (
+                    "https://crm.example.com/slow/".into(),
+                    Duration::from_secs(30),
+                ),
+            ],
+            AddressPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            sender.timeout_for("https://crm.example.com/hooks"),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            sender.timeout_for("https://crm.example.com/slow/x"),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            sender.timeout_for("https://other.example.com/"),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::breaker::CircuitBreaker;
 use crate::email::EmailSender;
 use crate::error::NotifyError;
 use crate::webhook::WebhookSender;
@@ -44,6 +45,10 @@ pub struct DispatchSettings {
     /// Delay before each attempt: the first entry is the first attempt
     /// (usually 0), the last entry the last retry. Then the delivery is dead.
     pub retry_schedule: Vec<Duration>,
+    /// Consecutive transient failures that pause a webhook endpoint.
+    pub breaker_failures: u32,
+    /// How long a paused endpoint is left alone.
+    pub breaker_cooldown: Duration,
 }
 
 /// Delay before attempt `next_attempt` (1-based), or `None` when the
@@ -69,6 +74,7 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    breaker: CircuitBreaker,
 }
 
 impl Dispatcher {
@@ -80,6 +86,7 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
     ) -> Self {
+        let breaker = CircuitBreaker::new(settings.breaker_failures, settings.breaker_cooldown);
         Dispatcher {
             store,
             email,
@@ -87,6 +94,7 @@ impl Dispatcher {
             settings,
             clock,
             wake,
+            breaker,
         }
     }
 
@@ -136,8 +144,47 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, delivery: Delivery) -> Result<(), closeloop_store::StoreError> {
+        let is_webhook = delivery.channel == "webhook";
+        if is_webhook {
+            if let Some(disabled) = self.store.disabled_endpoint(&delivery.recipient).await? {
+                let error = format!(
+                    "endpoint disabled since {}: {}",
+                    disabled.disabled_at.to_rfc3339(),
+                    disabled.reason
+                );
+                let result = DeliveryResult::Dead { error };
+                return self
+                    .store
+                    .record_attempt(delivery.id, delivery.attempts, &result, self.clock.now())
+                    .await;
+            }
+            if let Some(until) = self
+                .breaker
+                .open_until(&delivery.recipient, self.clock.now())
+            {
+                debug!(delivery = %delivery.id, until = %until, "endpoint paused by its circuit breaker");
+                return self.store.defer(delivery.id, until).await;
+            }
+        }
         let outcome = self.send(&delivery).await;
         let now = self.clock.now();
+        if is_webhook {
+            match &outcome {
+                Ok(_) => self.breaker.record_success(&delivery.recipient),
+                Err(NotifyError::Transient { .. }) => {
+                    if let Some(until) = self.breaker.record_failure(&delivery.recipient, now) {
+                        warn!(endpoint = %crate::breaker::endpoint_key(&delivery.recipient), until = %until, "webhook endpoint paused after repeated failures");
+                    }
+                }
+                Err(NotifyError::Gone(reason)) => {
+                    warn!(endpoint = %delivery.recipient, "webhook endpoint answered 410 Gone: disabled");
+                    self.store
+                        .disable_endpoint(&delivery.recipient, reason, now)
+                        .await?;
+                }
+                Err(_) => {}
+            }
+        }
         let result = match outcome {
             Ok(detail) => DeliveryResult::Sent { detail },
             Err(NotifyError::Transient {

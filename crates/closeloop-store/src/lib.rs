@@ -24,7 +24,9 @@ pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView};
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
 pub use metrics::LoopMetricsRow;
-pub use outbox::{AttemptView, Delivery, DeliveryResult, DeliverySummary, ReplaySelector};
+pub use outbox::{
+    AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
+};
 
 /// Static settings the store needs to render what it stores.
 #[derive(Debug, Clone)]

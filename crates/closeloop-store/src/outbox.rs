@@ -235,3 +235,72 @@ impl Store {
         .await?)
     }
 }
+
+/// A webhook endpoint taken out of service.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct DisabledEndpoint {
+    pub url: String,
+    pub disabled_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl Store {
+    /// Stop sending to `url` (it answered 410 Gone).
+    pub async fn disable_endpoint(
+        &self,
+        url: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO disabled_endpoints (url, disabled_at, reason) VALUES ($1, $2, $3) ON CONFLICT (url) DO NOTHING")
+            .bind(url)
+            .bind(now)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `url` is disabled, and since when and why.
+    pub async fn disabled_endpoint(&self, url: &str) -> Result<Option<DisabledEndpoint>> {
+        Ok(
+            sqlx::query_as(
+                "SELECT url, disabled_at, reason FROM disabled_endpoints WHERE url = $1",
+            )
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+
+    pub async fn disabled_endpoints(&self) -> Result<Vec<DisabledEndpoint>> {
+        Ok(sqlx::query_as(
+            "SELECT url, disabled_at, reason FROM disabled_endpoints ORDER BY disabled_at",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Re-enable `url`. Returns whether it was disabled.
+    pub async fn enable_endpoint(&self, url: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM disabled_endpoints WHERE url = $1")
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Give a claimed delivery back without counting an attempt: its
+    /// endpoint's circuit breaker is open until `until`.
+    pub async fn defer(&self, id: Uuid, until: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = greatest(attempts - 1, 0), next_attempt_at = $2, locked_until = NULL
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

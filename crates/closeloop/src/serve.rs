@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use closeloop_api::{AppState, EventPublisher};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
-    DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity, SystemClock,
-    WebhookSecret, WebhookSender,
+    AddressPolicy, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity,
+    SystemClock, WebhookSecret, WebhookSender,
 };
 use closeloop_store::{Store, StoreOptions};
 use tokio::sync::Notify;
@@ -210,7 +210,20 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         .map(|s| WebhookSecret::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .context("webhook.signing_secrets")?;
-    let webhook = WebhookSender::new(secrets, settings.webhook.timeout)?;
+    let address_policy = AddressPolicy::new(&settings.webhook.allow_private_ranges)
+        .context("webhook.allow_private_ranges")?;
+    let endpoint_timeouts = settings
+        .webhook
+        .endpoints
+        .iter()
+        .map(|e| (e.url_prefix.clone(), e.timeout))
+        .collect();
+    let webhook = WebhookSender::with_policy(
+        secrets,
+        settings.webhook.timeout,
+        endpoint_timeouts,
+        address_policy,
+    )?;
     let wake = Arc::new(Notify::new());
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -220,6 +233,8 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
             concurrency: settings.dispatch.concurrency,
             poll_interval: settings.dispatch.poll_interval,
             lease: settings.dispatch.lease,
+            breaker_failures: settings.webhook.breaker_failures,
+            breaker_cooldown: settings.webhook.breaker_cooldown,
             retry_schedule: settings
                 .dispatch
                 .retry_schedule

@@ -113,6 +113,34 @@ pub struct WebhookSettings {
     pub signing_secrets: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// CIDR ranges of loopback/private addresses webhooks may reach
+    /// (SSRF guard); public addresses are always allowed.
+    #[serde(default)]
+    pub allow_private_ranges: Vec<String>,
+    /// Consecutive transient failures that pause an endpoint.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    #[serde(default = "default_breaker_cooldown", with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// Per-endpoint settings, matched by URL prefix.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSettings>,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    pub url_prefix: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
