@@ -489,3 +489,49 @@ async fn the_circuit_breaker_pauses_a_failing_endpoint() {
         "attempts recorded = requests made"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_refusals_are_classified() {
+    let h = Harness::new().await;
+    let cases = h.open_cases(3).await;
+    let set_recipient = |case: Uuid, to: &'static str| {
+        let db = h.env.db.clone();
+        async move {
+            sqlx::query(
+                "UPDATE outbox SET recipient = $2 WHERE case_id = $1 AND channel = 'email'",
+            )
+            .bind(case)
+            .bind(to)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    set_recipient(cases[0], "reject.me@closeloop.test").await;
+    set_recipient(cases[1], "later.please@closeloop.test").await;
+    let dispatcher = h.dispatcher(&[0, 60]);
+    dispatcher.tick().await.unwrap();
+
+    let email_of = |case: Uuid| {
+        let db = h.env.db.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32, Option<String>)>("SELECT status, attempts, last_error FROM outbox WHERE case_id = $1 AND channel = 'email'")
+                .bind(case)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let (status, attempts, error) = email_of(cases[0]).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("dead", 1),
+        "SMTP 550 is permanent"
+    );
+    assert!(error.unwrap().contains("550"));
+    let (status, _, error) = email_of(cases[1]).await;
+    assert_eq!(status, "pending", "SMTP 451 is retried");
+    assert!(error.unwrap().contains("451"));
+    assert_eq!(email_of(cases[2]).await.0, "sent");
+    assert_eq!(h.env.smtp.emails().len(), 1);
+}

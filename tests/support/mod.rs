@@ -88,7 +88,8 @@ where
     }
 }
 
-/// An SMTP server that keeps every email in a Maildir.
+/// An SMTP server that keeps every email in a Maildir, and refuses
+/// `reject…@` recipients with 550 and `later…@` ones with 451.
 pub struct SmtpServer {
     child: Child,
     pub port: u16,
@@ -113,15 +114,8 @@ impl SmtpServer {
         }
         let port = free_port();
         let child = Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+            .arg(repo_root().join("tests/fixtures/smtp_server.py"))
+            .args(["--port", &port.to_string(), "--maildir"])
             .arg(maildir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
