@@ -42,7 +42,11 @@ fn secs(s: u64) -> Duration {
 
 impl Harness {
     async fn new() -> Self {
-        let env = TestEnv::new(Options::default()).await;
+        let env = TestEnv::new(Options {
+            digests: true,
+            ..Options::default()
+        })
+        .await;
         let store = Store::connect_lazy(
             &env.db_url,
             5,
@@ -110,12 +114,17 @@ impl Harness {
 
     /// Open `n` cases for LYON-02 detractors: each queues an email and a webhook.
     async fn open_cases(&self, n: usize) -> Vec<Uuid> {
+        self.open_cases_in("LYON-02", "FR-ARA", "d", n).await
+    }
+
+    /// Open `n` cases for detractors of `store`, event ids `{prefix}-{i}`.
+    async fn open_cases_in(&self, store: &str, region: &str, prefix: &str, n: usize) -> Vec<Uuid> {
         let policy = self.env.policy();
         let records: Vec<IntakeRecord> = (0..n)
             .map(|i| {
                 let json = format!(
-                    r#"{{"event_id":"d-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-{i}"}},
-                        "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"LYON-02","region":"FR-ARA"}},"scores":{{"nps":2}}}}"#
+                    r#"{{"event_id":"{prefix}-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-{i}"}},
+                        "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"{store}","region":"{region}"}},"scores":{{"nps":2}}}}"#
                 );
                 let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
                 IntakeRecord { alert: policy.decide(&event), event, position: None }
@@ -127,7 +136,8 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(outcome.cases_opened, n);
-        sqlx::query_scalar("SELECT id FROM cases ORDER BY created_at, id")
+        sqlx::query_scalar("SELECT id FROM cases WHERE event_id LIKE $1 ORDER BY created_at, id")
+            .bind(format!("{prefix}-%"))
             .fetch_all(&self.env.db)
             .await
             .unwrap()
@@ -534,4 +544,107 @@ async fn smtp_refusals_are_classified() {
     assert!(error.unwrap().contains("451"));
     assert_eq!(email_of(cases[2]).await.0, "sent");
     assert_eq!(h.env.smtp.emails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_gather_alert_emails_per_owner() {
+    let h = Harness::new().await;
+    h.clock.advance(secs(600)); // 09:10
+                                // NICE-01 has no store owner: its region's owner, on an hourly digest.
+    let first = h.open_cases_in("NICE-01", "FR-PAC", "n1", 3).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'email'")
+            .await,
+        0,
+        "no immediate email"
+    );
+    assert_eq!(h.env.count("SELECT count(*) FROM digest_items").await, 3);
+    let (a, b) = (h.dispatcher(&[0, 60]), h.dispatcher(&[0, 60]));
+
+    a.tick().await.unwrap();
+    assert!(h.env.smtp.emails().is_empty(), "the hour is not over");
+
+    h.clock.advance(secs(50 * 60 + 1)); // 10:00:01
+    let (x, y) = tokio::join!(a.tick(), b.tick());
+    x.unwrap();
+    y.unwrap();
+    a.tick().await.unwrap();
+    let emails = eventually("the digest", Duration::from_secs(10), || async {
+        let e = h.env.smtp.emails();
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(emails.len(), 1, "one digest, even with two dispatchers");
+    let digest = &emails[0];
+    assert_eq!(digest.to, "marc.olivier@closeloop.local");
+    assert_eq!(digest.subject, "3 clients à rappeler");
+    for case in &first {
+        assert!(
+            digest.text.contains(&case.to_string()),
+            "digest lists case {case}:\n{}",
+            digest.text
+        );
+    }
+
+    // Two more cases; the service then misses the 11:00 and 12:00 periods.
+    h.clock.advance(secs(5 * 60));
+    h.open_cases_in("NICE-01", "FR-PAC", "n2", 2).await;
+    h.clock.advance(secs(3 * 3600));
+    a.tick().await.unwrap();
+    a.tick().await.unwrap();
+    let emails = eventually("the second digest", Duration::from_secs(10), || async {
+        let e = h.env.smtp.emails();
+        (e.len() >= 2).then_some(e)
+    })
+    .await;
+    assert_eq!(
+        emails.len(),
+        2,
+        "one summary after the missed periods, not one per period"
+    );
+    assert!(emails.iter().any(|e| e.subject == "2 clients à rappeler"));
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM digest_items WHERE outbox_id IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_dispatchers_claims_return_after_the_lease() {
+    let h = Harness::new().await;
+    h.open_cases(2).await;
+    // A dispatcher claims everything, then dies before sending anything.
+    let now = h.clock.now();
+    let claimed = h
+        .store
+        .claim_due(now, now + chrono::Duration::seconds(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+
+    let dispatcher = h.dispatcher(&[0, 1]);
+    h.clock.advance(secs(30));
+    assert_eq!(
+        dispatcher.tick().await.unwrap(),
+        0,
+        "claims are held for the lease"
+    );
+    h.clock.advance(secs(31));
+    assert_eq!(
+        dispatcher.tick().await.unwrap(),
+        4,
+        "expired claims are taken over"
+    );
+    assert_eq!(h.env.webhooks.received().len(), 2);
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 2")
+            .await,
+        4,
+        "the lost attempt is counted"
+    );
 }

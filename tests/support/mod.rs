@@ -341,6 +341,9 @@ impl Drop for WebhookReceiver {
 pub struct Options {
     pub batch_max: usize,
     pub partitions: i32,
+    /// Keep the owners' `digest` settings. Off by default: with the real
+    /// clock, a run crossing an hour would build a digest at random.
+    pub digests: bool,
 }
 
 impl Default for Options {
@@ -348,6 +351,7 @@ impl Default for Options {
         Options {
             batch_max: 200,
             partitions: 3,
+            digests: false,
         }
     }
 }
@@ -389,6 +393,11 @@ impl TestEnv {
         let owners = std::fs::read_to_string(repo_root().join("config/owners.toml"))
             .unwrap()
             .replace("http://127.0.0.1:8090/hooks/crm", &webhooks.url);
+        let owners = if options.digests {
+            owners
+        } else {
+            owners.replace("digest = \"hourly\"", "")
+        };
         std::fs::write(&owners_file, owners).unwrap();
         let topic = format!("closeloop.{name}.feedback");
         let dead_letter_topic = format!("closeloop.{name}.dlq");

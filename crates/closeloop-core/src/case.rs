@@ -139,6 +139,9 @@ pub enum CaseEventType {
     Resolved,
     #[serde(rename = "case.reopened")]
     Reopened,
+    /// Reserved for escalation along the owner's chain (SLA deadlines).
+    #[serde(rename = "case.escalated")]
+    Escalated,
 }
 
 impl CaseEventType {
@@ -149,6 +152,7 @@ impl CaseEventType {
             CaseEventType::Acknowledged => "case.acknowledged",
             CaseEventType::Resolved => "case.resolved",
             CaseEventType::Reopened => "case.reopened",
+            CaseEventType::Escalated => "case.escalated",
         }
     }
 }

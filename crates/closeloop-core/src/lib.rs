@@ -27,6 +27,6 @@ pub use case::{
 };
 pub use error::{ConfigErrors, ConfigProblem, Error, EventError, Result, TransitionError};
 pub use event::{parse_event, FeedbackEvent};
-pub use owners::{Owner, OwnerDirectory, RouteVia};
+pub use owners::{DigestMode, Owner, OwnerDirectory, RouteVia};
 pub use policy::{Alert, PlannedNotification, Policy};
 pub use rules::{Channel, RuleSet, Severity};

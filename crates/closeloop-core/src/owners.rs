@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigErrors, ConfigProblem};
@@ -32,10 +33,49 @@ pub struct Owner {
     pub stores: Vec<String>,
     #[serde(default)]
     pub regions: Vec<String>,
+    /// How alert emails reach this owner: one by one, or gathered.
+    #[serde(default)]
+    pub digest: DigestMode,
 }
 
 fn default_locale() -> String {
     "en".to_owned()
+}
+
+/// Immediate alert emails, or one digest email per period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestMode {
+    #[default]
+    Immediate,
+    Hourly,
+    Daily,
+}
+
+impl DigestMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestMode::Immediate => "immediate",
+            DigestMode::Hourly => "hourly",
+            DigestMode::Daily => "daily",
+        }
+    }
+
+    /// When the digest holding a case opened at `at` is due: the end of
+    /// the hour or of the (UTC) day; `at` itself when immediate.
+    pub fn period_end(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let naive = at.naive_utc();
+        let start = match self {
+            DigestMode::Immediate => return at,
+            DigestMode::Hourly => naive.date().and_hms_opt(naive.hour(), 0, 0),
+            DigestMode::Daily => naive.date().and_hms_opt(0, 0, 0),
+        };
+        let step = match self {
+            DigestMode::Hourly => chrono::Duration::hours(1),
+            _ => chrono::Duration::days(1),
+        };
+        start.map_or(at, |s| s.and_utc() + step)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,6 +389,53 @@ stores = ["LYON-02"]
                 "{store:?} {region:?}"
             );
         }
+    }
+
+    #[test]
+    fn digest_period_end_table() {
+        use chrono::TimeZone;
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 11, 20, h, m, s).unwrap();
+        let cases = [
+            (DigestMode::Hourly, at(9, 10, 0), at(10, 0, 0)),
+            (DigestMode::Hourly, at(9, 0, 0), at(10, 0, 0)),
+            (
+                DigestMode::Hourly,
+                at(23, 59, 59),
+                Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap(),
+            ),
+            (
+                DigestMode::Daily,
+                at(9, 10, 0),
+                Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap(),
+            ),
+            (DigestMode::Immediate, at(9, 10, 0), at(9, 10, 0)),
+        ];
+        for (mode, opened, due) in cases {
+            assert_eq!(mode.period_end(opened), due, "{mode:?} {opened}");
+        }
+        let dir = OwnerDirectory::from_toml(
+            "owners.toml",
+            &DIRECTORY.replace(
+                "regions = [\"FR-ARA\"]",
+                "regions = [\"FR-ARA\"]\ndigest = \"hourly\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(dir.get("rm-ara").unwrap().digest, DigestMode::Hourly);
+        assert_eq!(dir.get("director").unwrap().digest, DigestMode::Immediate);
+        let err = OwnerDirectory::from_toml(
+            "owners.toml",
+            &DIRECTORY.replace(
+                "regions = [\"FR-ARA\"]",
+                "regions = [\"FR-ARA\"]\ndigest = \"weekly\"",
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("digest")
+                && err.to_string().contains("unknown variant `weekly`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::event::FeedbackEvent;
-use crate::owners::{Owner, OwnerDirectory, RouteVia};
+use crate::owners::{DigestMode, Owner, OwnerDirectory, RouteVia};
 use crate::rules::{Channel, RuleSet, Severity};
 
 /// Rules and owners checked against each other: a rule never names an owner
@@ -36,7 +36,10 @@ pub struct Alert {
     /// Channels that will be used: those the rules asked for and the owner
     /// can receive (no webhook without a `webhook_url`).
     pub channels: Vec<Channel>,
+    /// Sent as soon as the case opens.
     pub notifications: Vec<PlannedNotification>,
+    /// The alert email goes into the owner's digest instead (hourly or daily).
+    pub email_digest: Option<DigestMode>,
 }
 
 impl Policy {
@@ -93,8 +96,11 @@ impl Policy {
             .collect();
         requested.sort();
         requested.dedup();
+        let digest = (owner.digest != DigestMode::Immediate && requested.contains(&Channel::Email))
+            .then_some(owner.digest);
         let notifications: Vec<PlannedNotification> = requested
             .iter()
+            .filter(|&&channel| !(channel == Channel::Email && digest.is_some()))
             .filter_map(|&channel| {
                 let recipient = match channel {
                     Channel::Email => Some(owner.email.clone()),
@@ -108,8 +114,15 @@ impl Policy {
             severity,
             owner: owner.clone(),
             route,
-            channels: notifications.iter().map(|n| n.channel).collect(),
+            channels: notifications
+                .iter()
+                .map(|n| n.channel)
+                .chain(digest.map(|_| Channel::Email))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             notifications,
+            email_digest: digest,
         })
     }
 }

@@ -89,10 +89,31 @@ impl EmailSender {
 
     /// Send the alert for `case` to `to`. Returns the server's answer.
     pub async fn send(&self, delivery_id: &str, to: &str, case: &CaseView) -> Result<String> {
+        let email = self.templates.render(case)?;
+        self.send_rendered(delivery_id, to, email).await
+    }
+
+    /// Send a digest of `cases` to `to`, in `locale`'s language.
+    pub async fn send_digest(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        locale: &str,
+        cases: &[CaseView],
+    ) -> Result<String> {
+        let email = self.templates.render_digest(locale, cases)?;
+        self.send_rendered(delivery_id, to, email).await
+    }
+
+    async fn send_rendered(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        email: crate::templates::RenderedEmail,
+    ) -> Result<String> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| NotifyError::Permanent(format!("invalid recipient address: {e}")))?;
-        let email = self.templates.render(case)?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

@@ -16,7 +16,14 @@ use serde::Serialize;
 use crate::error::{NotifyError, Result};
 
 /// The parts of one alert email.
-const PARTS: [&str; 3] = ["alert.subject.txt", "alert.txt", "alert.html"];
+const PARTS: [&str; 6] = [
+    "alert.subject.txt",
+    "alert.txt",
+    "alert.html",
+    "digest.subject.txt",
+    "digest.txt",
+    "digest.html",
+];
 /// The language used when the owner's has no templates.
 const FALLBACK: &str = "en";
 
@@ -64,6 +71,26 @@ struct AlertContext<'a> {
     case_url: &'a str,
     case_id: String,
     owner_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct DigestItem<'a> {
+    severity: &'a str,
+    severity_upper: String,
+    scores: String,
+    store: Option<&'a str>,
+    touchpoint: &'a str,
+    customer_name: &'a str,
+    comment: Option<&'a str>,
+    case_url: &'a str,
+    opened_at: String,
+}
+
+#[derive(Serialize)]
+struct DigestContext<'a> {
+    count: usize,
+    owner_name: &'a str,
+    cases: Vec<DigestItem<'a>>,
 }
 
 /// "NPS 3, CES 2": the scores present, in a fixed order.
@@ -166,6 +193,9 @@ impl EmailTemplates {
             templates
                 .render_language(language, &sample)
                 .map_err(|e| template_error(dir, &e))?;
+            templates
+                .render_digest_language(language, std::slice::from_ref(&sample))
+                .map_err(|e| template_error(dir, &e))?;
         }
         Ok(templates)
     }
@@ -191,6 +221,68 @@ impl EmailTemplates {
         };
         self.render_language(language, case)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    /// Render a digest of `cases` in `locale`'s language (English fallback).
+    pub fn render_digest(&self, locale: &str, cases: &[CaseView]) -> Result<RenderedEmail> {
+        let primary = locale.split('-').next().unwrap_or(FALLBACK).to_lowercase();
+        let language = if self.languages.contains(&primary) {
+            primary.as_str()
+        } else {
+            FALLBACK
+        };
+        self.render_digest_language(language, cases)
+            .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    fn render_digest_language(
+        &self,
+        language: &str,
+        cases: &[CaseView],
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let items: Vec<DigestItem<'_>> = cases
+            .iter()
+            .map(|case| DigestItem {
+                severity: case.severity.as_str(),
+                severity_upper: case.severity.as_str().to_uppercase(),
+                scores: scores_text(case),
+                store: case.event.location.store_id.as_deref(),
+                touchpoint: &case.event.journey.touchpoint,
+                customer_name: case
+                    .event
+                    .customer
+                    .name
+                    .as_deref()
+                    .unwrap_or(&case.event.customer.id),
+                comment: case
+                    .event
+                    .comment
+                    .as_deref()
+                    .filter(|c| !c.trim().is_empty()),
+                case_url: &case.url,
+                opened_at: case.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            })
+            .collect();
+        let ctx = DigestContext {
+            count: items.len(),
+            owner_name: cases.first().map_or("", |c| c.owner_name.as_str()),
+            cases: items,
+        };
+        let render = |part: &str| {
+            self.env
+                .get_template(&format!("{language}/{part}"))?
+                .render(&ctx)
+        };
+        Ok(RenderedEmail {
+            subject: render("digest.subject.txt")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            text: render("digest.txt")?,
+            html: render("digest.html")?,
+        })
     }
 
     fn render_language(
@@ -315,6 +407,24 @@ mod tests {
             fallback.text, en.text,
             "unknown languages fall back to English"
         );
+    }
+
+    #[test]
+    fn digests_list_every_case() {
+        let templates = shipped();
+        let mut second = case("fr-FR");
+        second.event.location.store_id = Some("NICE-01".into());
+        second.url = "https://closeloop.example/cases/second".into();
+        let email = templates
+            .render_digest("fr-FR", &[case("fr-FR"), second])
+            .unwrap();
+        assert_eq!(email.subject, "2 clients à rappeler");
+        assert!(email.text.contains("LYON-02") && email.text.contains("NICE-01"));
+        assert!(email
+            .text
+            .contains("https://closeloop.example/cases/second"));
+        let one = templates.render_digest("en", &[case("en")]).unwrap();
+        assert_eq!(one.subject, "1 new customer to call back");
     }
 
     #[test]

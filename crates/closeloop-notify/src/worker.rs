@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use closeloop_store::{CaseView, Delivery, DeliveryResult, Store};
+use closeloop_store::{CaseView, Delivery, DeliveryResult, DigestPayload, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -129,6 +129,10 @@ impl Dispatcher {
     /// Claim one round of due deliveries and send them. Returns how many.
     pub async fn tick(&self) -> Result<usize, closeloop_store::StoreError> {
         let now = self.clock.now();
+        let digests = self.store.build_due_digests(now).await?;
+        if digests > 0 {
+            info!(digests, "digest emails queued");
+        }
         let lease =
             chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
         let claimed = self
@@ -218,13 +222,13 @@ impl Dispatcher {
         };
         match &result {
             DeliveryResult::Sent { .. } => {
-                debug!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, "delivered")
+                debug!(delivery = %delivery.id, case = ?delivery.case_id, channel = %delivery.channel, "delivered")
             }
             DeliveryResult::Retry { at, error } => {
-                warn!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, retry_at = %at, "delivery failed, will retry")
+                warn!(delivery = %delivery.id, case = ?delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, retry_at = %at, "delivery failed, will retry")
             }
             DeliveryResult::Dead { error } => {
-                warn!(delivery = %delivery.id, case = %delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, "delivery is dead")
+                warn!(delivery = %delivery.id, case = ?delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, "delivery is dead")
             }
         }
         self.store
@@ -235,6 +239,15 @@ impl Dispatcher {
     async fn send(&self, delivery: &Delivery) -> Result<String, NotifyError> {
         let id = delivery.id.to_string();
         match delivery.channel.as_str() {
+            "email" if delivery.event_type == "digest" => {
+                let digest: DigestPayload = serde_json::from_value(delivery.payload.clone())
+                    .map_err(|e| {
+                        NotifyError::Permanent(format!("unreadable digest payload: {e}"))
+                    })?;
+                self.email
+                    .send_digest(&id, &delivery.recipient, &digest.locale, &digest.cases)
+                    .await
+            }
             "email" => {
                 let case: CaseView = serde_json::from_value(delivery.payload["data"].clone())
                     .map_err(|e| {

@@ -201,6 +201,14 @@ impl Store {
         rows.into_iter().map(|r| r.into_view(self)).collect()
     }
 
+    /// Several cases by id, oldest first.
+    pub async fn case_views(&self, ids: &[Uuid]) -> Result<Vec<CaseView>> {
+        let sql =
+            format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1) ORDER BY created_at, id");
+        let rows: Vec<CaseRow> = sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| r.into_view(self)).collect()
+    }
+
     /// One case with its history and deliveries.
     pub async fn case_detail(&self, id: Uuid) -> Result<CaseDetail> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use closeloop_core::{Alert, CaseEventType, CaseState, FeedbackEvent, Status};
+use closeloop_core::{Alert, CaseEventType, CaseState, DigestMode, FeedbackEvent, Status};
 use uuid::Uuid;
 
 use crate::cases::{webhook_body, CaseView};
@@ -36,6 +36,8 @@ pub struct BatchOutcome {
     pub duplicates: usize,
     pub cases_opened: usize,
     pub notifications_queued: usize,
+    /// Alert emails held for an owner's digest.
+    pub digest_items: usize,
 }
 
 impl Store {
@@ -182,6 +184,29 @@ impl Store {
             }
         }
         outcome.notifications_queued = outbox.insert(&mut tx, now).await?;
+
+        let digests: Vec<(&CaseView, &Alert, DigestMode)> = new_cases
+            .iter()
+            .filter_map(|(view, alert)| Some((view, *alert, alert.email_digest?)))
+            .collect();
+        if !digests.is_empty() {
+            sqlx::query(
+                "INSERT INTO digest_items (case_id, owner_id, recipient, locale, mode, due_at, created_at)
+                 SELECT u.case_id, u.owner_id, u.recipient, u.locale, u.mode, u.due_at, $7
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+                      AS u(case_id, owner_id, recipient, locale, mode, due_at)",
+            )
+            .bind(digests.iter().map(|(v, _, _)| v.id).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, a, _)| a.owner.id.clone()).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, a, _)| a.owner.email.clone()).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, a, _)| a.owner.locale.clone()).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, _, m)| m.period_end(now)).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            outcome.digest_items = digests.len();
+        }
         outcome.cases_opened = new_cases.len();
         tx.commit().await?;
         Ok(outcome)

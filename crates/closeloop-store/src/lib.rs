@@ -10,6 +10,7 @@
 //!   `closeloop-core`; time (`now`) is always a parameter.
 
 mod cases;
+mod digest;
 mod error;
 mod intake;
 mod metrics;
@@ -21,6 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView};
+pub use digest::DigestPayload;
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
 pub use metrics::LoopMetricsRow;

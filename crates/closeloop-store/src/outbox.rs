@@ -16,7 +16,8 @@ use crate::{Result, Store};
 pub struct Delivery {
     /// Stable across retries: the receiver's idempotency key.
     pub id: Uuid,
-    pub case_id: Uuid,
+    /// `None` for a digest, which spans several cases.
+    pub case_id: Option<Uuid>,
     pub channel: String,
     pub event_type: String,
     pub recipient: String,
@@ -150,7 +151,7 @@ pub enum ReplaySelector {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct DeliverySummary {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: Option<Uuid>,
     pub channel: String,
     pub event_type: String,
     pub recipient: String,
