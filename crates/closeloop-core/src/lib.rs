@@ -14,6 +14,7 @@
 //! - [`case`]: the case state machine.
 
 pub mod case;
+pub mod cel;
 pub mod error;
 pub mod event;
 pub mod owners;

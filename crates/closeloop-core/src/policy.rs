@@ -137,6 +137,7 @@ mod tests {
 id = "nps-detractor"
 severity = "high"
 channels = ["email", "webhook"]
+continue = true
 [rule.when]
 nps_class = ["detractor"]
 
@@ -144,6 +145,7 @@ nps_class = ["detractor"]
 id = "ces-high-effort"
 severity = "medium"
 channels = ["email"]
+continue = true
 [rule.when]
 ces_class = ["high_effort"]
 

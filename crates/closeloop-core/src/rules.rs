@@ -123,7 +123,15 @@ struct RuleSpec {
     channels: Vec<Channel>,
     #[serde(default)]
     owner: Option<String>,
-    when: MatcherSpec,
+    /// Matching stops at the first rule that fires unless it says `continue`.
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+    /// A CEL expression...
+    #[serde(default)]
+    condition: Option<String>,
+    /// ...or a table of conditions: exactly one of the two.
+    #[serde(default)]
+    when: Option<MatcherSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,7 +141,7 @@ struct RulesFileSpec {
     rule: Vec<toml::Spanned<toml::Table>>,
 }
 
-/// A text field of the event that rules can match exactly.
+/// A text field of the event that rules can match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextField {
     Touchpoint,
@@ -144,11 +152,91 @@ pub enum TextField {
     Segment,
     ProductLine,
     Source,
+    Locale,
+    Comment,
+}
+
+/// A score of the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreField {
+    Nps,
+    Csat,
+    Ces,
+}
+
+impl ScoreField {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreField::Nps => "nps",
+            ScoreField::Csat => "csat",
+            ScoreField::Ces => "ces",
+        }
+    }
+
+    fn get(self, event: &FeedbackEvent) -> Option<u8> {
+        match self {
+            ScoreField::Nps => event.scores.nps.map(Nps::value),
+            ScoreField::Csat => event.scores.csat.map(Csat::value),
+            ScoreField::Ces => event.scores.ces.map(Ces::value),
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    /// The operator with its operands swapped: `6 >= nps` is `nps <= 6`.
+    pub fn flipped(self) -> Self {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+
+    fn holds<T: PartialOrd>(self, a: T, b: T) -> bool {
+        match self {
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+        }
+    }
 }
 
 impl TextField {
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::Touchpoint => "touchpoint",
+            TextField::Channel => "channel",
+            TextField::Store => "store",
+            TextField::Region => "region",
+            TextField::Country => "country",
+            TextField::Segment => "segment",
+            TextField::ProductLine => "product_line",
+            TextField::Source => "source",
+            TextField::Locale => "locale",
+            TextField::Comment => "comment",
+        }
+    }
+
     fn get(self, event: &FeedbackEvent) -> Option<&str> {
         match self {
+            TextField::Locale => event.customer.locale.as_deref(),
+            TextField::Comment => event.comment.as_deref(),
             TextField::Touchpoint => Some(&event.journey.touchpoint),
             TextField::Channel => event.journey.channel.as_deref(),
             TextField::Store => event.location.store_id.as_deref(),
@@ -178,6 +266,20 @@ pub enum Condition {
     CommentAny(Vec<String>),
     AttributeEquals(String, AttributeValue),
     HasAttribute(String),
+    /// From CEL: `true`, `false`.
+    Const(bool),
+    Not(Box<Condition>),
+    /// False when the score is absent, whatever the operator.
+    ScoreCmp(ScoreField, CmpOp, i64),
+    ScorePresent(ScoreField),
+    TextPresent(TextField),
+    /// A regular expression, compiled at load, on the raw text.
+    TextMatches(TextField, regex::Regex),
+    /// Folded prefix / suffix of the folded comment.
+    CommentStarts(String),
+    CommentEnds(String),
+    /// A numeric attribute compared with a number.
+    AttributeCmp(String, CmpOp, f64),
 }
 
 /// An event prepared for evaluation: the expensive derivations, done once.
@@ -236,13 +338,38 @@ impl Condition {
                 .get(key)
                 .is_some_and(|v| attribute_eq(v, expected)),
             Condition::HasAttribute(key) => event.attributes.contains_key(key),
+            Condition::Const(value) => *value,
+            Condition::Not(inner) => !inner.matches(input),
+            Condition::ScoreCmp(score, op, value) => score
+                .get(event)
+                .is_some_and(|v| op.holds(i64::from(v), *value)),
+            Condition::ScorePresent(score) => score.get(event).is_some(),
+            Condition::TextPresent(field) => field.get(event).is_some(),
+            Condition::TextMatches(field, regex) => {
+                field.get(event).is_some_and(|v| regex.is_match(v))
+            }
+            Condition::CommentStarts(prefix) => input
+                .folded_comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with(prefix.as_str())),
+            Condition::CommentEnds(suffix) => input
+                .folded_comment
+                .as_deref()
+                .is_some_and(|c| c.ends_with(suffix.as_str())),
+            Condition::AttributeCmp(key, op, value) => match event.attributes.get(key) {
+                Some(AttributeValue::Number(n)) => n.as_f64().is_some_and(|v| op.holds(v, *value)),
+                _ => false,
+            },
         }
     }
 
     fn reads_comment(&self) -> bool {
         match self {
             Condition::All(c) | Condition::Any(c) => c.iter().any(Condition::reads_comment),
-            Condition::CommentAny(_) => true,
+            Condition::Not(c) => c.reads_comment(),
+            Condition::CommentAny(_) | Condition::CommentStarts(_) | Condition::CommentEnds(_) => {
+                true
+            }
             _ => false,
         }
     }
@@ -267,6 +394,8 @@ pub struct Rule {
     /// owner directory when a [`crate::Policy`] is built.
     pub owner: Option<String>,
     pub condition: Condition,
+    /// Let later rules match too (Alertmanager's `continue`).
+    pub continue_matching: bool,
     /// 1-based line of the rule's `[[rule]]` header in its file.
     pub line: usize,
 }
@@ -293,6 +422,7 @@ impl RuleSet {
         let mut seen = HashSet::new();
         for (index, spanned) in spec.rule.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
+            let spanned_range = spanned.span();
             let table = spanned.into_inner();
             let label = match table.get("id").and_then(toml::Value::as_str) {
                 Some(id) => format!("rule \"{id}\""),
@@ -329,9 +459,32 @@ impl RuleSet {
                     "must list at least one of email, webhook".into(),
                 ));
             }
-            let condition = compile_matcher(&rule_spec.when, "when", &mut |field, message| {
-                local.push(problem(Some(field), message));
-            });
+            let condition = match (&rule_spec.condition, &rule_spec.when) {
+                (Some(_), Some(_)) | (None, None) => {
+                    local.push(problem(
+                        None,
+                        "give exactly one of `condition` (CEL) or a `[rule.when]` table".into(),
+                    ));
+                    Condition::Const(false)
+                }
+                (None, Some(when)) => compile_matcher(when, "when", &mut |field, message| {
+                    local.push(problem(Some(field), message));
+                }),
+                (Some(source), None) => match crate::cel::compile(source) {
+                    Ok(condition) => condition,
+                    Err(e) => {
+                        let (line, column) =
+                            condition_position(text, spanned_range.clone(), e.line, e.column);
+                        local.push(ConfigProblem {
+                            line: Some(line),
+                            item: Some(label.clone()),
+                            field: Some("condition".into()),
+                            message: format!("column {column}: {}", e.message),
+                        });
+                        Condition::Const(false)
+                    }
+                },
+            };
             if local.is_empty() {
                 let mut channels = rule_spec.channels.clone();
                 channels.sort();
@@ -343,6 +496,7 @@ impl RuleSet {
                     channels,
                     owner: rule_spec.owner,
                     condition,
+                    continue_matching: rule_spec.continue_matching,
                     line,
                 });
             }
@@ -368,13 +522,20 @@ impl RuleSet {
         self.needs_comment
     }
 
-    /// The rules that fire for `event`, in file order.
+    /// The rules that fire for `event`, in file order: matching stops after
+    /// the first rule that fires unless that rule says `continue`.
     pub fn evaluate<'r>(&'r self, event: &FeedbackEvent) -> Vec<&'r Rule> {
         let input = Prepared::new(event, self.needs_comment);
-        self.rules
-            .iter()
-            .filter(|rule| rule.condition.matches(&input))
-            .collect()
+        let mut fired = Vec::new();
+        for rule in &self.rules {
+            if rule.condition.matches(&input) {
+                fired.push(rule);
+                if !rule.continue_matching {
+                    break;
+                }
+            }
+        }
+        fired
     }
 }
 
@@ -536,6 +697,45 @@ fn has_any_key(spec: &MatcherSpec) -> bool {
         || spec.attributes.is_some()
         || spec.has_attributes.is_some()
         || spec.any.is_some()
+}
+
+/// File line and column of a position (`expr_line`, `expr_column`) inside
+/// the `condition` string of the rule spanning `rule` in `text`.
+fn condition_position(
+    text: &str,
+    rule: std::ops::Range<usize>,
+    expr_line: usize,
+    expr_column: usize,
+) -> (usize, usize) {
+    // The span of an array-of-tables entry may cover only its header: look
+    // from the header to the next table header.
+    let start = rule.start.min(text.len());
+    let end = text[start..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + i + 1)
+        .max(rule.end.min(text.len()));
+    let body = &text[start..end];
+    let Some(key) = body.find("condition") else {
+        return (line_of(text, rule.start), expr_column);
+    };
+    let key_offset = rule.start + key;
+    let key_line = line_of(text, key_offset);
+    let line_start = text[..key_offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_text = &text[line_start..];
+    let quote = line_text.find(['"', '\'']).unwrap_or(0);
+    let triple =
+        line_text[quote..].starts_with("\"\"\"") || line_text[quote..].starts_with("\'\'\'");
+    if triple {
+        // Multi-line strings start on the next line.
+        (key_line + expr_line, expr_column)
+    } else if expr_line == 1 {
+        (
+            key_line,
+            text[line_start..line_start + quote].chars().count() + 1 + expr_column,
+        )
+    } else {
+        (key_line + expr_line - 1, expr_column)
+    }
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -726,7 +926,7 @@ mod tests {
             (format!("{head}[rule.when]\ntouchpoint = []\n"), vec!["when.touchpoint", "at least one value"]),
             (format!("{head}[rule.when]\ncomment_any = [\" \"]\n"), vec!["when.comment_any[0]", "must not be empty"]),
             (format!("{head}[rule.when]\n"), vec!["rule \"bad\"", "when", "at least one condition"]),
-            (head.to_string(), vec!["rule \"bad\"", "missing field `when`"]),
+            (head.to_string(), vec!["rule \"bad\"", "exactly one of `condition` (CEL) or a `[rule.when]` table"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"urgent\"\nchannels = [\"email\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["severity", "unknown variant `urgent`"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = [\"sms\"]\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels[0]", "unknown variant `sms`"]),
             ("[[rule]]\nid = \"x\"\nseverity = \"high\"\nchannels = []\n[rule.when]\nnps = { max = 6 }\n".into(), vec!["channels", "at least one"]),
@@ -757,7 +957,7 @@ mod tests {
 
     #[test]
     fn evaluation_keeps_file_order() {
-        let body = "[[rule]]\nid = \"second-in-severity\"\nseverity = \"medium\"\nchannels = [\"email\"]\n[rule.when]\nces = { max = 3 }\n\
+        let body = "[[rule]]\nid = \"second-in-severity\"\nseverity = \"medium\"\nchannels = [\"email\"]\ncontinue = true\n[rule.when]\nces = { max = 3 }\n\
                     [[rule]]\nid = \"first\"\nseverity = \"high\"\nchannels = [\"webhook\"]\n[rule.when]\nnps = { max = 6 }\n";
         let rules = RuleSet::from_toml("rules.toml", body).unwrap();
         let fired: Vec<_> = rules
@@ -766,6 +966,151 @@ mod tests {
             .map(|r| r.id.as_str())
             .collect();
         assert_eq!(fired, ["second-in-severity", "first"]);
-        assert_eq!(rules.rules()[1].line, 7);
+        assert_eq!(rules.rules()[1].line, 8);
+        // Without `continue`, the first rule that fires ends matching.
+        let stopping =
+            RuleSet::from_toml("rules.toml", &body.replace("continue = true\n", "")).unwrap();
+        let fired: Vec<_> = stopping
+            .evaluate(&event(serde_json::json!({"scores": {"nps": 2, "ces": 1}})))
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(fired, ["second-in-severity"]);
+    }
+
+    fn cel_rule(condition: &str) -> Result<RuleSet, ConfigErrors> {
+        let text = format!(
+            "[[rule]]\nid = \"r\"\nseverity = \"high\"\nchannels = [\"email\"]\ncondition = '{condition}'\n"
+        );
+        RuleSet::from_toml("rules.toml", &text)
+    }
+
+    /// (CEL condition, event patch, expected to fire)
+    #[test]
+    fn cel_conditions_table() {
+        use serde_json::json;
+        let cases: Vec<(&str, serde_json::Value, bool)> = vec![
+            (r#"nps <= 6 && touchpoint == "delivery""#, json!({}), true),
+            (
+                r#"nps <= 6 && touchpoint == "delivery""#,
+                json!({"scores": {"nps": 7}}),
+                false,
+            ),
+            (
+                r#"ces <= 3 || comment.containsAny(["avocat", "lawyer", "résilier", "cancel"])"#,
+                json!({"scores": {"nps": 9}, "comment": "Je vais RESILIER"}),
+                true,
+            ),
+            (
+                r#"ces <= 3 || comment.containsAny(["avocat", "lawyer", "résilier", "cancel"])"#,
+                json!({"scores": {"ces": 2}}),
+                true,
+            ),
+            (
+                r#"ces <= 3 || comment.containsAny(["avocat", "lawyer", "résilier", "cancel"])"#,
+                json!({"scores": {"nps": 9}, "comment": "merci"}),
+                false,
+            ),
+            (r#"store in ["LYON-01", "LYON-02"]"#, json!({}), true),
+            (r#"store in ["PARIS-01"]"#, json!({}), false),
+            ("has(attributes.order_id)", json!({}), true),
+            ("has(attributes.agent_id)", json!({}), false),
+            ("6 >= nps", json!({}), true),
+            ("nps != 3", json!({}), false),
+            ("nps != 4", json!({}), true),
+            ("nps != 4", json!({"scores": {"ces": 2}}), false),
+            (r#"nps_class == "detractor""#, json!({}), true),
+            (r#"nps_class in ["passive", "promoter"]"#, json!({}), false),
+            (
+                r#"ces_class == "high_effort""#,
+                json!({"scores": {"ces": 3}}),
+                true,
+            ),
+            (r#"!(segment == "gold")"#, json!({}), false),
+            (r#"segment != "gold""#, json!({}), false),
+            ("attributes.items >= 3", json!({}), true),
+            ("attributes.items > 3", json!({}), false),
+            (r#"attributes.order_id == "CMD-1""#, json!({}), true),
+            (
+                r#"comment.matches("^Livr[a-z]+ ")"#,
+                json!({"comment": "Livraison en retard"}),
+                true,
+            ),
+            (
+                r#"comment.startsWith("livraison")"#,
+                json!({"comment": "LIVRAISON en retard"}),
+                true,
+            ),
+            (
+                r#"location.store_id == "LYON-02" && scores.nps < 4"#,
+                json!({}),
+                true,
+            ),
+            ("nps in [0, 1, 2, 3]", json!({}), true),
+            ("true", json!({}), true),
+        ];
+        for (condition, patch, expected) in cases {
+            let rules = cel_rule(condition).unwrap_or_else(|e| panic!("{condition}: {e}"));
+            assert_eq!(
+                !rules.evaluate(&event(patch.clone())).is_empty(),
+                expected,
+                "`{condition}` on {patch}"
+            );
+        }
+    }
+
+    /// (CEL condition, expected fragments: line, column and reason)
+    #[test]
+    fn cel_refusals_name_line_and_column() {
+        let cases = [
+            (
+                r#"nps == "6""#,
+                vec![
+                    "line 5",
+                    "rule \"r\"",
+                    "condition",
+                    "column 18",
+                    "type mismatch: nps (an int) compared with \"6\" (a string)",
+                ],
+            ),
+            (
+                "npss <= 6",
+                vec!["line 5", "column 14", "unknown field `npss`"],
+            ),
+            (
+                "nps <= 6 && touchpont == \"x\"",
+                vec!["column 26", "unknown field `touchpont`"],
+            ),
+            ("nps <= ", vec!["line 5", "syntax error"]),
+            (
+                r#"touchpoint < "b""#,
+                vec!["strings compare with == and != only"],
+            ),
+            (
+                r#"nps_class == "angry""#,
+                vec!["unknown nps_class \"angry\""],
+            ),
+            ("nps", vec!["expected a condition"]),
+            (r#"store.contains("LY")"#, vec!["available on comment only"]),
+            (
+                r#"comment.matches("[")"#,
+                vec!["invalid regular expression"],
+            ),
+            ("size(comment) > 3", vec!["unknown function"]),
+        ];
+        for (condition, fragments) in cases {
+            let err = cel_rule(condition).expect_err(condition).to_string();
+            for fragment in fragments {
+                assert!(
+                    err.contains(fragment),
+                    "`{fragment}` missing from `{err}` for {condition}"
+                );
+            }
+        }
+        let both = "[[rule]]\nid = \"r\"\nseverity = \"high\"\nchannels = [\"email\"]\ncondition = \"nps <= 6\"\n[rule.when]\nnps = { max = 6 }\n";
+        assert!(RuleSet::from_toml("rules.toml", both)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one of"));
     }
 }

@@ -1,0 +1,514 @@
+//! Rule conditions in CEL, the Common Expression Language of Kubernetes and
+//! Envoy: `nps <= 6 && touchpoint == "delivery"`.
+//!
+//! The `cel` crate parses; this module type-checks the syntax tree against
+//! the event model and compiles it into a [`Condition`] tree, once, at load.
+//! Evaluation is then typed field access and comparisons, with no CEL
+//! values, maps or dynamic dispatch. Unknown fields, type mismatches such as
+//! `nps == "6"` and unsupported constructs are refused here, with the column.
+//!
+//! Semantics beyond plain CEL, documented for ops:
+//! - a comparison on an absent field is false (`nps <= 6` for a CES-only
+//!   answer, and `nps != 6` too);
+//! - `contains`, `containsAny`, `startsWith`, `endsWith` on `comment` ignore
+//!   case and accents; `matches` takes a regular expression (compiled once).
+
+use cel::common::ast::{CallExpr, Expr, LiteralValue};
+use cel::IdedExpr;
+use regex::Regex;
+
+use crate::event::AttributeValue;
+use crate::rules::{CmpOp, Condition, ScoreField, TextField};
+use crate::text::fold;
+
+/// A refusal, located in the expression (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CelError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The fields a condition may read, as CEL identifiers.
+pub const FIELDS: &str = "nps, csat, ces, nps_class, csat_class, ces_class, touchpoint, channel, store, region, \
+                          country, segment, product_line, source, locale, comment, attributes.<key>";
+
+enum Operand {
+    Score(ScoreField),
+    Text(TextField),
+    Class(ScoreField),
+    Attribute(String),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    Bool(bool),
+    List(Vec<Operand>),
+}
+
+impl Operand {
+    fn describe(&self) -> String {
+        match self {
+            Operand::Score(s) => format!("{} (an int)", s.name()),
+            Operand::Text(t) => format!("{} (a string)", t.name()),
+            Operand::Class(s) => format!("{}_class (a string)", s.name()),
+            Operand::Attribute(k) => format!("attributes.{k}"),
+            Operand::Int(v) => format!("{v} (an int)"),
+            Operand::Double(v) => format!("{v} (a double)"),
+            Operand::Str(v) => format!("\"{v}\" (a string)"),
+            Operand::Bool(v) => format!("{v} (a bool)"),
+            Operand::List(_) => "a list".into(),
+        }
+    }
+}
+
+struct Compiler<'a> {
+    info: &'a cel::common::ast::SourceInfo,
+    source: &'a str,
+}
+
+type Compiled<T> = Result<T, (u64, String)>;
+
+/// Parse and compile `source`.
+pub fn compile(source: &str) -> Result<Condition, CelError> {
+    let (expr, info) = cel::parser::Parser::new()
+        .parse_with_source_info(source)
+        .map_err(|errors| {
+            let first = errors.errors.first();
+            CelError {
+                line: first.map_or(1, |e| e.pos.0.max(1) as usize),
+                column: first.map_or(1, |e| e.pos.1.max(1) as usize),
+                message: first.map_or_else(
+                    || "syntax error".to_owned(),
+                    |e| format!("syntax error: {}", e.msg),
+                ),
+            }
+        })?;
+    let compiler = Compiler {
+        info: &info,
+        source,
+    };
+    compiler.condition(&expr).map_err(|(id, message)| {
+        let (line, column) = compiler.position(id);
+        CelError {
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+impl Compiler<'_> {
+    fn position(&self, id: u64) -> (usize, usize) {
+        let Some((start, _)) = self.info.offset_for(id) else {
+            return (1, 1);
+        };
+        let before: String = self.source.chars().take(start as usize).collect();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    /// An expression that must be true or false.
+    fn condition(&self, e: &IdedExpr) -> Compiled<Condition> {
+        match &e.expr {
+            Expr::Literal(LiteralValue::Boolean(b)) => Ok(Condition::Const(*b.inner())),
+            Expr::Call(call) => self.call(e.id, call),
+            Expr::Select(select) if select.test => match &select.operand.expr {
+                Expr::Ident(root) if root == "attributes" => {
+                    Ok(Condition::HasAttribute(select.field.clone()))
+                }
+                _ => Err((
+                    e.id,
+                    "has() takes an attribute, e.g. has(attributes.order_id)".into(),
+                )),
+            },
+            Expr::Comprehension(_) => Err((
+                e.id,
+                "list macros (all, exists, map, filter) are not supported".into(),
+            )),
+            _ => {
+                let operand = self.operand(e)?;
+                Err((
+                    e.id,
+                    format!(
+                        "expected a condition (true or false), got {}",
+                        operand.describe()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn call(&self, id: u64, call: &CallExpr) -> Compiled<Condition> {
+        let args = &call.args;
+        match (call.func_name.as_str(), &call.target) {
+            ("_&&_", None) => Ok(Condition::All(vec![
+                self.condition(&args[0])?,
+                self.condition(&args[1])?,
+            ])),
+            ("_||_", None) => Ok(Condition::Any(vec![
+                self.condition(&args[0])?,
+                self.condition(&args[1])?,
+            ])),
+            ("!_", None) => Ok(Condition::Not(Box::new(self.condition(&args[0])?))),
+            ("@in", None) => self.membership(id, &args[0], &args[1]),
+            (op @ ("_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_"), None) => {
+                let op = match op {
+                    "_==_" => CmpOp::Eq,
+                    "_!=_" => CmpOp::Ne,
+                    "_<_" => CmpOp::Lt,
+                    "_<=_" => CmpOp::Le,
+                    "_>_" => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                self.comparison(id, op, &args[0], &args[1])
+            }
+            (
+                name @ ("contains" | "containsAny" | "startsWith" | "endsWith" | "matches"),
+                Some(target),
+            ) => self.text_function(id, name, target, args),
+            (name, _) => Err((
+                id,
+                format!("unknown function or operator `{}`", name.trim_matches('_')),
+            )),
+        }
+    }
+
+    fn operand(&self, e: &IdedExpr) -> Compiled<Operand> {
+        match &e.expr {
+            Expr::Ident(name) => field(name).ok_or_else(|| {
+                (
+                    e.id,
+                    format!("unknown field `{name}`; fields are: {FIELDS}"),
+                )
+            }),
+            Expr::Select(select) if !select.test => match &select.operand.expr {
+                Expr::Ident(root) if root == "attributes" => {
+                    Ok(Operand::Attribute(select.field.clone()))
+                }
+                Expr::Ident(root) => {
+                    let path = format!("{root}.{}", select.field);
+                    field(&path).ok_or_else(|| {
+                        (
+                            e.id,
+                            format!("unknown field `{path}`; fields are: {FIELDS}"),
+                        )
+                    })
+                }
+                _ => Err((
+                    e.id,
+                    "only fields and attributes.<key> can be selected".into(),
+                )),
+            },
+            Expr::Literal(literal) => match literal {
+                LiteralValue::Int(v) => Ok(Operand::Int(*v.inner())),
+                LiteralValue::UInt(v) => Ok(Operand::Int(*v.inner() as i64)),
+                LiteralValue::Double(v) => Ok(Operand::Double(*v.inner())),
+                LiteralValue::String(v) => Ok(Operand::Str(v.inner().to_owned())),
+                LiteralValue::Boolean(v) => Ok(Operand::Bool(*v.inner())),
+                _ => Err((e.id, "unsupported literal (null or bytes)".into())),
+            },
+            Expr::List(list) => Ok(Operand::List(
+                list.elements
+                    .iter()
+                    .map(|x| self.operand(x))
+                    .collect::<Compiled<_>>()?,
+            )),
+            Expr::Call(call) if call.func_name == "-_" => match self.operand(&call.args[0])? {
+                Operand::Int(v) => Ok(Operand::Int(-v)),
+                Operand::Double(v) => Ok(Operand::Double(-v)),
+                _ => Err((e.id, "unary minus applies to numbers".into())),
+            },
+            Expr::Call(call) => Err((
+                e.id,
+                format!(
+                    "unknown function or operator `{}` where a field or a literal is expected",
+                    call.func_name.trim_matches('_')
+                ),
+            )),
+            _ => Err((e.id, "expected a field or a literal here".into())),
+        }
+    }
+
+    fn comparison(
+        &self,
+        id: u64,
+        op: CmpOp,
+        left: &IdedExpr,
+        right: &IdedExpr,
+    ) -> Compiled<Condition> {
+        let (l, r) = (self.operand(left)?, self.operand(right)?);
+        // Put the field on the left: `6 >= nps` is `nps <= 6`.
+        let (field, value, op) = match (&l, &r) {
+            (
+                Operand::Score(_) | Operand::Text(_) | Operand::Class(_) | Operand::Attribute(_),
+                _,
+            ) => (l, r, op),
+            (
+                _,
+                Operand::Score(_) | Operand::Text(_) | Operand::Class(_) | Operand::Attribute(_),
+            ) => (r, l, op.flipped()),
+            _ => return Err((id, "a comparison needs a field on one side".into())),
+        };
+        let mismatch = |f: &Operand, v: &Operand| {
+            (
+                id,
+                format!(
+                    "type mismatch: {} compared with {}",
+                    f.describe(),
+                    v.describe()
+                ),
+            )
+        };
+        match (&field, &value) {
+            (Operand::Score(score), Operand::Int(v)) => Ok(Condition::ScoreCmp(*score, op, *v)),
+            (Operand::Text(text), Operand::Str(v)) => match op {
+                CmpOp::Eq => Ok(Condition::TextIn(*text, vec![v.clone()])),
+                CmpOp::Ne => Ok(Condition::All(vec![
+                    Condition::TextPresent(*text),
+                    Condition::Not(Box::new(Condition::TextIn(*text, vec![v.clone()]))),
+                ])),
+                _ => Err((
+                    id,
+                    format!("strings compare with == and != only ({})", text.name()),
+                )),
+            },
+            (Operand::Class(score), Operand::Str(v)) => {
+                let class =
+                    class_condition(*score, std::slice::from_ref(v)).map_err(|m| (id, m))?;
+                match op {
+                    CmpOp::Eq => Ok(class),
+                    CmpOp::Ne => Ok(Condition::All(vec![
+                        Condition::ScorePresent(*score),
+                        Condition::Not(Box::new(class)),
+                    ])),
+                    _ => Err((id, "classes compare with == and != only".into())),
+                }
+            }
+            (Operand::Attribute(key), literal) => {
+                let value = match literal {
+                    Operand::Int(v) => AttributeValue::Number((*v).into()),
+                    Operand::Double(v) => serde_json::Number::from_f64(*v)
+                        .map(AttributeValue::Number)
+                        .ok_or_else(|| (id, "not a finite number".to_owned()))?,
+                    Operand::Str(v) => AttributeValue::Text(v.clone()),
+                    Operand::Bool(v) => AttributeValue::Bool(*v),
+                    other => {
+                        return Err((
+                            id,
+                            format!("attributes compare with literals, not {}", other.describe()),
+                        ))
+                    }
+                };
+                match (op, &value) {
+                    (CmpOp::Eq, _) => Ok(Condition::AttributeEquals(key.clone(), value)),
+                    (CmpOp::Ne, _) => Ok(Condition::All(vec![
+                        Condition::HasAttribute(key.clone()),
+                        Condition::Not(Box::new(Condition::AttributeEquals(key.clone(), value))),
+                    ])),
+                    (_, AttributeValue::Number(n)) => Ok(Condition::AttributeCmp(
+                        key.clone(),
+                        op,
+                        n.as_f64().unwrap_or(f64::NAN),
+                    )),
+                    _ => Err((id, "only numbers compare with <, <=, >, >=".into())),
+                }
+            }
+            (f, v) => Err(mismatch(f, v)),
+        }
+    }
+
+    fn membership(&self, id: u64, element: &IdedExpr, list: &IdedExpr) -> Compiled<Condition> {
+        let (element, list) = (self.operand(element)?, self.operand(list)?);
+        let Operand::List(items) = list else {
+            return Err((
+                id,
+                "`in` needs a list literal on its right, e.g. store in [\"LYON-01\"]".into(),
+            ));
+        };
+        match element {
+            Operand::Text(text) => {
+                let values = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Operand::Str(s) => Ok(s),
+                        other => Err((
+                            id,
+                            format!(
+                                "type mismatch: {} in a list holding {}",
+                                text.name(),
+                                other.describe()
+                            ),
+                        )),
+                    })
+                    .collect::<Compiled<Vec<_>>>()?;
+                Ok(Condition::TextIn(text, values))
+            }
+            Operand::Score(score) => {
+                let values = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Operand::Int(v) => Ok(Condition::ScoreCmp(score, CmpOp::Eq, v)),
+                        other => Err((
+                            id,
+                            format!(
+                                "type mismatch: {} in a list holding {}",
+                                score.name(),
+                                other.describe()
+                            ),
+                        )),
+                    })
+                    .collect::<Compiled<Vec<_>>>()?;
+                Ok(Condition::Any(values))
+            }
+            Operand::Class(score) => {
+                let values = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Operand::Str(s) => Ok(s),
+                        other => Err((
+                            id,
+                            format!(
+                                "type mismatch: {}_class in a list holding {}",
+                                score.name(),
+                                other.describe()
+                            ),
+                        )),
+                    })
+                    .collect::<Compiled<Vec<_>>>()?;
+                class_condition(score, &values).map_err(|m| (id, m))
+            }
+            other => Err((
+                id,
+                format!("`in` applies to a field, not {}", other.describe()),
+            )),
+        }
+    }
+
+    fn text_function(
+        &self,
+        id: u64,
+        name: &str,
+        target: &IdedExpr,
+        args: &[IdedExpr],
+    ) -> Compiled<Condition> {
+        let Operand::Text(text) = self.operand(target)? else {
+            return Err((id, format!("{name}() applies to a string field")));
+        };
+        let strings = |arg: &IdedExpr| -> Compiled<Vec<String>> {
+            match self.operand(arg)? {
+                Operand::Str(s) => Ok(vec![s]),
+                Operand::List(items) => items
+                    .into_iter()
+                    .map(|i| match i {
+                        Operand::Str(s) => Ok(s),
+                        other => Err((
+                            arg.id,
+                            format!("{name}() takes strings, got {}", other.describe()),
+                        )),
+                    })
+                    .collect(),
+                other => Err((
+                    arg.id,
+                    format!("{name}() takes strings, got {}", other.describe()),
+                )),
+            }
+        };
+        let [arg] = args else {
+            return Err((id, format!("{name}() takes one argument")));
+        };
+        let values = strings(arg)?;
+        match name {
+            "matches" => {
+                let [pattern] = values.as_slice() else {
+                    return Err((id, "matches() takes one pattern".into()));
+                };
+                let regex = Regex::new(pattern)
+                    .map_err(|e| (arg.id, format!("invalid regular expression: {e}")))?;
+                Ok(Condition::TextMatches(text, regex))
+            }
+            _ if text != TextField::Comment => {
+                Err((id, format!("{name}() is available on comment only")))
+            }
+            "contains" | "containsAny" => {
+                if name == "contains" && values.len() != 1 {
+                    return Err((
+                        id,
+                        "contains() takes one string; use containsAny([...]) for several".into(),
+                    ));
+                }
+                let folded: Vec<String> = values.iter().map(|v| fold(v)).collect();
+                if folded.iter().any(String::is_empty) {
+                    return Err((arg.id, "keywords must not be empty".into()));
+                }
+                Ok(Condition::CommentAny(folded))
+            }
+            "startsWith" => Ok(Condition::CommentStarts(fold(&values[0]))),
+            _ => Ok(Condition::CommentEnds(fold(&values[0]))),
+        }
+    }
+}
+
+fn field(name: &str) -> Option<Operand> {
+    Some(match name {
+        "nps" | "scores.nps" => Operand::Score(ScoreField::Nps),
+        "csat" | "scores.csat" => Operand::Score(ScoreField::Csat),
+        "ces" | "scores.ces" => Operand::Score(ScoreField::Ces),
+        "nps_class" => Operand::Class(ScoreField::Nps),
+        "csat_class" => Operand::Class(ScoreField::Csat),
+        "ces_class" => Operand::Class(ScoreField::Ces),
+        "touchpoint" | "journey.touchpoint" => Operand::Text(TextField::Touchpoint),
+        "channel" | "journey.channel" => Operand::Text(TextField::Channel),
+        "store" | "location.store_id" => Operand::Text(TextField::Store),
+        "region" | "location.region" => Operand::Text(TextField::Region),
+        "country" | "location.country" => Operand::Text(TextField::Country),
+        "segment" | "customer.segment" => Operand::Text(TextField::Segment),
+        "locale" | "customer.locale" => Operand::Text(TextField::Locale),
+        "product_line" => Operand::Text(TextField::ProductLine),
+        "source" => Operand::Text(TextField::Source),
+        "comment" => Operand::Text(TextField::Comment),
+        _ => return None,
+    })
+}
+
+fn class_condition(score: ScoreField, values: &[String]) -> Result<Condition, String> {
+    use crate::scoring::{CesClass, CsatClass, NpsClass};
+    let parse = |v: &String| {
+        serde_json::from_value::<serde_json::Value>(serde_json::Value::String(v.clone())).ok()
+    };
+    let bad = |v: &str, allowed: &str| {
+        format!("unknown {}_class \"{v}\"; one of {allowed}", score.name())
+    };
+    Ok(match score {
+        ScoreField::Nps => Condition::NpsClassIn(
+            values
+                .iter()
+                .map(|v| {
+                    parse(v)
+                        .and_then(|j| serde_json::from_value::<NpsClass>(j).ok())
+                        .ok_or_else(|| bad(v, "detractor, passive, promoter"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ScoreField::Csat => Condition::CsatClassIn(
+            values
+                .iter()
+                .map(|v| {
+                    parse(v)
+                        .and_then(|j| serde_json::from_value::<CsatClass>(j).ok())
+                        .ok_or_else(|| bad(v, "dissatisfied, neutral, satisfied"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ScoreField::Ces => Condition::CesClassIn(
+            values
+                .iter()
+                .map(|v| {
+                    parse(v)
+                        .and_then(|j| serde_json::from_value::<CesClass>(j).ok())
+                        .ok_or_else(|| bad(v, "high_effort, neutral, low_effort"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
