@@ -802,3 +802,108 @@ async fn dead_deliveries_are_kept_traced_and_replayed() {
     .await;
     assert_eq!(status, 422, "an ambiguous replay is refused: {body}");
 }
+
+/// Rules reload while the service runs: an invalid set is refused (the last
+/// good one keeps deciding), a valid one takes over between batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_hot_reload_keeps_the_last_good_set() {
+    let env = TestEnv::new(Options::default()).await;
+    let service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let status = || async {
+        client
+            .get(env.api("/v1/rules/status"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let first = status().await;
+    assert_eq!(first["rules"], 3);
+    let good = std::fs::read_to_string(&env.rules_file).unwrap();
+
+    // A broken file: refused through the API with the rule and column named.
+    let broken = good.replace(r#"condition = "nps <= 6""#, r#"condition = "nps <= \"6\"""#);
+    assert_ne!(broken, good);
+    std::fs::write(&env.rules_file, &broken).unwrap();
+    let (code, body) = post(&client, env.api("/v1/rules/reload"), json!({})).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("rule \"nps-detractor\": condition: column"),
+        "{body}"
+    );
+    let refused = status().await;
+    assert_eq!(
+        refused["version"], first["version"],
+        "the last good rules stay active"
+    );
+    assert!(refused["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("type mismatch"));
+    let metrics = client
+        .get(env.api("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("closeloop_rules_last_reload_failed 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("closeloop_rules_reload_failures_total 0"),
+        "{metrics}"
+    );
+
+    // The old rules still decide: a detractor opens a case.
+    let detractor = format!("reload-1-{}", env.name);
+    env.publish(&env.write_events("d.jsonl", &[story_event(&detractor).to_string()]));
+    case_id_of(&env, &detractor).await;
+
+    // A valid change is picked up from the file: passives now alert too.
+    let passives = good.clone()
+        + "\n[[rule]]\nid = \"passive-delivery\"\nseverity = \"low\"\nchannels = [\"email\"]\ncondition = 'nps_class == \"passive\" && touchpoint == \"delivery\"'\n";
+    std::fs::write(&env.rules_file, &passives).unwrap();
+    let reloaded = eventually("the new rules", SHORT, || async {
+        let s = status().await;
+        (s["rules"] == 4 && s["last_error"].is_null()).then_some(s)
+    })
+    .await;
+    assert_ne!(reloaded["version"], first["version"]);
+    let passive = format!("reload-2-{}", env.name);
+    let mut event = story_event(&passive);
+    event["scores"] = json!({"nps": 8});
+    env.publish(&env.write_events("p.jsonl", &[event.to_string()]));
+    let case_id = case_id_of(&env, &passive).await;
+    let case: Value = client
+        .get(env.api(&format!("/v1/cases/{case_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(case["rule_ids"], json!(["passive-delivery"]));
+    assert_eq!(case["severity"], "low");
+
+    // SIGHUP reloads too (here: back to the original set).
+    std::fs::write(&env.rules_file, &good).unwrap();
+    let pid = service.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    eventually("the original rules again", SHORT, || async {
+        (status().await["rules"] == 3).then_some(())
+    })
+    .await;
+}

@@ -386,7 +386,9 @@ impl TestEnv {
         let smtp = SmtpServer::start();
         let webhooks = WebhookReceiver::start().await;
         let http_port = free_port();
-        let rules_file = repo_root().join("config/rules.toml");
+        // A copy, so a test may change it (hot reload).
+        let rules_file = dir.path().join("rules.toml");
+        std::fs::copy(repo_root().join("config/rules.toml"), &rules_file).unwrap();
         let owners_file = dir.path().join("owners.toml");
         // The default directory, with the LYON-02 manager's CRM pointed at
         // this test's receiver.
@@ -430,6 +432,7 @@ public_url = "http://127.0.0.1:{http_port}"
 rules_file = "{rules}"
 owners_file = "{owners}"
 root_causes = ["delivery_delay", "product_defect", "staff_behaviour", "billing", "other"]
+watch_interval = "200ms"
 
 [smtp]
 host = "127.0.0.1"

@@ -33,6 +33,18 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, payload: Vec<u8>) -> Result<(), String>;
 }
 
+/// The active rules, for `GET /v1/rules/status` and `POST /v1/rules/reload`.
+pub trait RulesControl: Send + Sync {
+    fn status(&self) -> Value;
+    /// Reload from the files; `Err` (the refusal) leaves the last good rules active.
+    fn reload(&self) -> Result<Value, String>;
+}
+
+/// Prometheus text exposition of the service's counters.
+pub trait MetricsSource: Send + Sync {
+    fn render(&self) -> String;
+}
+
 /// The source of "now" for case transitions, injectable for tests.
 pub type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -45,6 +57,8 @@ pub struct AppState {
     pub publisher: Option<Arc<dyn EventPublisher>>,
     pub max_event_bytes: usize,
     pub now: NowFn,
+    pub rules: Option<Arc<dyn RulesControl>>,
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// Build the router.
@@ -71,6 +85,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/endpoints/disabled", get(disabled_endpoints))
         .route("/v1/endpoints/enable", post(enable_endpoint))
         .route("/v1/root-causes", get(root_causes))
+        .route("/v1/rules/status", get(rules_status))
+        .route("/v1/rules/reload", post(rules_reload))
+        .route("/metrics", get(metrics))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/cases/{id}", get(case_page))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -507,4 +524,40 @@ async fn enable_endpoint(
     }
     tracing::info!(endpoint = %b.url, "webhook endpoint re-enabled");
     Ok(Json(json!({"enabled": b.url})).into_response())
+}
+
+fn rules_control(state: &AppState) -> Result<&Arc<dyn RulesControl>, ApiError> {
+    state
+        .rules
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("rules are not managed by this instance".into()))
+}
+
+async fn rules_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(rules_control(&state)?.status()).into_response())
+}
+
+/// Reload rules and owners now. A refused set answers 422 with every
+/// problem; the last good set stays active.
+async fn rules_reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+    match rules_control(&state)?.reload() {
+        Ok(status) => Ok(Json(status).into_response()),
+        Err(error) => Err(ApiError::BadRequest(error)),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -3,6 +3,7 @@
 //! the offline commands.
 
 mod pipeline;
+mod reload;
 mod rules_cmd;
 mod serve;
 mod settings;

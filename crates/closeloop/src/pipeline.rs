@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use closeloop_core::Policy;
 use closeloop_kafka::{AcceptedEvent, BatchHandler};
 use closeloop_store::{IntakeRecord, SourcePosition, Store, StoreError};
 use tokio::sync::Notify;
 
 pub struct Pipeline {
     pub store: Store,
-    pub policy: Arc<Policy>,
+    /// Read once per batch: a reload lands between batches.
+    pub policy: Arc<crate::reload::ActivePolicy>,
     pub wake_dispatcher: Arc<Notify>,
 }
 
@@ -18,10 +18,11 @@ impl BatchHandler for Pipeline {
     type Error = StoreError;
 
     async fn handle(&self, batch: Vec<AcceptedEvent>) -> Result<(), StoreError> {
+        let policy = self.policy.current();
         let records: Vec<IntakeRecord> = batch
             .into_iter()
             .map(|accepted| IntakeRecord {
-                alert: self.policy.decide(&accepted.event),
+                alert: policy.decide(&accepted.event),
                 event: accepted.event,
                 position: Some(SourcePosition {
                     topic: accepted.position.topic,

@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::pipeline::Pipeline;
-use crate::rules_cmd::load_policy;
+use crate::reload::ActivePolicy;
 use crate::settings::Settings;
 
 fn init_tracing(settings: &Settings) {
@@ -146,6 +146,84 @@ pub async fn deliveries(config: &Path, command: crate::DeliveriesCommand) -> any
     Ok(())
 }
 
+struct RulesApi(Arc<ActivePolicy>);
+
+impl closeloop_api::RulesControl for RulesApi {
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.status()).unwrap_or_default()
+    }
+
+    fn reload(&self) -> Result<serde_json::Value, String> {
+        self.0
+            .reload("api")
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+    }
+}
+
+struct Metrics {
+    policy: Arc<ActivePolicy>,
+    intake: Arc<IntakeStats>,
+}
+
+impl closeloop_api::MetricsSource for Metrics {
+    fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let rules = self.policy.status();
+        let counters = [
+            (
+                "closeloop_intake_messages_total",
+                "Messages read from the intake topic.",
+                self.intake.messages.load(Relaxed),
+            ),
+            (
+                "closeloop_intake_events_accepted_total",
+                "Valid events stored.",
+                self.intake.accepted.load(Relaxed),
+            ),
+            (
+                "closeloop_intake_dead_lettered_total",
+                "Invalid events sent to the dead-letter topic.",
+                self.intake.dead_lettered.load(Relaxed),
+            ),
+            (
+                "closeloop_intake_batches_total",
+                "Batches stored and committed.",
+                self.intake.batches.load(Relaxed),
+            ),
+            (
+                "closeloop_intake_store_failures_total",
+                "Failed attempts to store a batch (retried).",
+                self.intake.handler_failures.load(Relaxed),
+            ),
+            (
+                "closeloop_rules_reloads_total",
+                "Successful rules reloads.",
+                rules.reloads,
+            ),
+            (
+                "closeloop_rules_reload_failures_total",
+                "Refused rules reloads (the last good rules stay active).",
+                rules.reload_failures,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP closeloop_rules_info The active rules set.\n# TYPE closeloop_rules_info gauge\ncloseloop_rules_info{{version=\"{}\",rules=\"{}\"}} 1\n",
+            rules.version, rules.rules
+        ));
+        out.push_str(&format!(
+            "# HELP closeloop_rules_last_reload_failed Whether the last reload was refused.\n# TYPE closeloop_rules_last_reload_failed gauge\ncloseloop_rules_last_reload_failed {}\n",
+            u8::from(rules.last_error.is_some())
+        ));
+        out
+    }
+}
+
 struct KafkaEventPublisher(Publisher);
 
 #[async_trait]
@@ -158,15 +236,12 @@ impl EventPublisher for KafkaEventPublisher {
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     init_tracing(&settings);
-    let policy = Arc::new(load_policy(
+    let policy = Arc::new(ActivePolicy::load(
         &settings.rules.rules_file,
         &settings.rules.owners_file,
     )?);
-    info!(
-        rules = policy.rules().rules().len(),
-        owners = policy.owners().owners().count(),
-        "rules loaded"
-    );
+    let loaded = policy.status();
+    info!(rules = loaded.rules, owners = loaded.owners, version = %loaded.version, "rules loaded");
 
     let store = store(&settings)?;
     prepare_database(&settings, &store).await?;
@@ -246,6 +321,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         wake.clone(),
     );
 
+    let stats = Arc::new(IntakeStats::default());
     let listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
         .with_context(|| format!("http.listen: could not bind {}", settings.http.listen))?;
@@ -257,10 +333,20 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         publisher: Some(Arc::new(KafkaEventPublisher(publisher))),
         max_event_bytes: settings.kafka.max_event_bytes,
         now: Arc::new(chrono::Utc::now),
+        rules: Some(Arc::new(RulesApi(policy.clone()))),
+        metrics: Some(Arc::new(Metrics {
+            policy: policy.clone(),
+            intake: stats.clone(),
+        })),
     };
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    {
+        let (policy, cancel) = (policy.clone(), cancel.clone());
+        let interval = settings.rules.watch_interval;
+        tracker.spawn(async move { policy.watch(interval, cancel).await });
+    }
     let intake_settings = IntakeSettings {
         client,
         topic: settings.kafka.topic.clone(),
@@ -275,7 +361,6 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         policy,
         wake_dispatcher: wake,
     };
-    let stats = Arc::new(IntakeStats::default());
     {
         let cancel = cancel.clone();
         tracker.spawn(async move {

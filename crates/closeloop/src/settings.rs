@@ -74,6 +74,13 @@ pub struct RulesSettings {
     pub rules_file: PathBuf,
     pub owners_file: PathBuf,
     pub root_causes: Vec<String>,
+    /// How often the files are checked for changes (hot reload).
+    #[serde(default = "default_watch_interval", with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 #[derive(Debug, Clone, Deserialize)]
