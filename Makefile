@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps stack stop build lint unit
+.PHONY: run test deps stack stop build lint unit bench-rules
 
 ## run: install what is missing, start the stack, run the service, publish the sample events
 run: stack build
@@ -33,3 +33,7 @@ unit:
 
 stop:
 	@deploy/local/stack.sh down
+
+## bench-rules: compiled rules vs the cel interpreter (figures in BENCHMARKS.md)
+bench-rules:
+	cargo bench -p closeloop-core --bench rules
