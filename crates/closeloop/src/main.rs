@@ -97,6 +97,25 @@ enum RulesCommand {
         owners: PathBuf,
         #[arg(long)]
         events: PathBuf,
+        /// Expectations file: the decisions events must get; exits non-zero
+        /// and prints the differences on a mismatch.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+    },
+    /// Replay history through NEW rules: load per rule and per owner, and
+    /// (with --against) the events whose decision changes.
+    Simulate {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        owners: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        /// The rules in production, to compare with.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -137,6 +156,7 @@ fn run_rules(command: RulesCommand) -> anyhow::Result<()> {
             rules,
             owners,
             events,
+            expect: None,
         } => {
             let policy = rules_cmd::load_policy(&rules, &owners)?;
             let stdout = std::io::stdout();
@@ -145,6 +165,36 @@ fn run_rules(command: RulesCommand) -> anyhow::Result<()> {
                 &events,
                 &mut std::io::BufWriter::new(stdout.lock()),
             )?;
+        }
+        RulesCommand::Test {
+            rules,
+            owners,
+            events,
+            expect: Some(expect),
+        } => {
+            let policy = rules_cmd::load_policy(&rules, &owners)?;
+            let decisions = rules_cmd::decide_file(&policy, &events)?;
+            let (report, passed) = rules_cmd::check_expectations(&expect, &decisions)?;
+            print!("{report}");
+            if !passed {
+                anyhow::bail!("rules do not meet the expectations in {}", expect.display());
+            }
+        }
+        RulesCommand::Simulate {
+            rules,
+            owners,
+            events,
+            against,
+            json,
+        } => {
+            let new = rules_cmd::load_policy(&rules, &owners)?;
+            let old = against
+                .map(|old| rules_cmd::load_policy(&old, &owners))
+                .transpose()?;
+            print!(
+                "{}",
+                rules_cmd::simulate(&new, old.as_ref(), &events, json)?
+            );
         }
     }
     Ok(())
