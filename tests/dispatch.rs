@@ -47,14 +47,8 @@ impl Harness {
             ..Options::default()
         })
         .await;
-        let store = Store::connect_lazy(
-            &env.db_url,
-            5,
-            StoreOptions {
-                public_url: env.base_url.clone(),
-            },
-        )
-        .unwrap();
+        let store =
+            Store::connect_lazy(&env.db_url, 5, StoreOptions::new(env.base_url.clone())).unwrap();
         store.migrate().await.unwrap();
         let start = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
         Harness {
@@ -123,7 +117,7 @@ impl Harness {
         let records: Vec<IntakeRecord> = (0..n)
             .map(|i| {
                 let json = format!(
-                    r#"{{"event_id":"{prefix}-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-{i}"}},
+                    r#"{{"event_id":"{prefix}-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-{prefix}-{i}"}},
                         "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"{store}","region":"{region}"}},"scores":{{"nps":2}}}}"#
                 );
                 let event = parse_event(json.as_bytes(), 1 << 16).unwrap();

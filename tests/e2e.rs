@@ -881,6 +881,8 @@ async fn rules_hot_reload_keeps_the_last_good_set() {
     let passive = format!("reload-2-{}", env.name);
     let mut event = story_event(&passive);
     event["scores"] = json!({"nps": 8});
+    // Another customer: the first one's case is still open and would coalesce.
+    event["customer"]["id"] = json!("C-passive");
     env.publish(&env.write_events("p.jsonl", &[event.to_string()]));
     let case_id = case_id_of(&env, &passive).await;
     let case: Value = client
@@ -906,4 +908,79 @@ async fn rules_hot_reload_keeps_the_last_good_set() {
         (status().await["rules"] == 3).then_some(())
     })
     .await;
+}
+
+/// A customer who complains again while their case is open gets no second
+/// case and their manager no second alert; the case gathers the events and
+/// takes the higher severity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_complaints_coalesce_into_one_case() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let first = format!("co-1-{}", env.name);
+    env.publish(&env.write_events("1.jsonl", &[story_event(&first).to_string()]));
+    let case_id = case_id_of(&env, &first).await;
+    eventually("the first alert email", LONG, || async {
+        (env.smtp.emails().len() == 1).then_some(())
+    })
+    .await;
+
+    // Same customer, same store, a legal threat this time (critical).
+    let second = format!("co-2-{}", env.name);
+    let mut angry = story_event(&second);
+    angry["comment"] = json!("Je contacte mon avocat");
+    // And the same customer at another store: a case of its own.
+    let third = format!("co-3-{}", env.name);
+    let mut elsewhere = story_event(&third);
+    elsewhere["location"] = json!({"store_id": "LYON-01", "region": "FR-ARA"});
+    env.publish(&env.write_events("2.jsonl", &[angry.to_string(), elsewhere.to_string()]));
+    let other_case = case_id_of(&env, &third).await;
+    assert_ne!(other_case, case_id);
+    env.wait_caught_up(LONG).await;
+
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_id FROM case_events WHERE case_id = $1 ORDER BY attached_at, event_id",
+    )
+    .bind(case_id)
+    .fetch_all(&env.db)
+    .await
+    .unwrap();
+    assert_eq!(events, [first.clone(), second.clone()]);
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM cases WHERE event_id = '{second}'"
+        ))
+        .await,
+        0,
+        "no second case"
+    );
+    let client = reqwest::Client::new();
+    let case: Value = client
+        .get(env.api(&format!("/v1/cases/{case_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(case["severity"], "critical", "raised by the angrier answer");
+    let attach = case["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["action"] == "attach")
+        .expect("an attach entry");
+    assert_eq!(attach["details"]["event_id"], second);
+    assert_eq!(
+        attach["details"]["rules"],
+        json!(["churn-or-legal-threat", "nps-detractor"])
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let to_claire = env
+        .smtp
+        .emails()
+        .into_iter()
+        .filter(|e| e.to == "claire.martin@closeloop.local")
+        .count();
+    assert_eq!(to_claire, 1, "no second alert for the same case");
 }

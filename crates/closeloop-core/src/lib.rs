@@ -15,6 +15,7 @@
 
 pub mod case;
 pub mod cel;
+pub mod coalesce;
 pub mod error;
 pub mod event;
 pub mod owners;

@@ -4,7 +4,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use closeloop_core::{Alert, CaseEventType, CaseState, DigestMode, FeedbackEvent, Status};
+use std::collections::HashMap;
+
+use closeloop_core::coalesce::case_key;
+use closeloop_core::{
+    Alert, CaseEventType, CaseState, DigestMode, FeedbackEvent, Severity, Status,
+};
 use uuid::Uuid;
 
 use crate::cases::{webhook_body, CaseView};
@@ -38,6 +43,8 @@ pub struct BatchOutcome {
     pub notifications_queued: usize,
     /// Alert emails held for an owner's digest.
     pub digest_items: usize,
+    /// Alerts attached to an active case with the same key (no new case).
+    pub cases_coalesced: usize,
 }
 
 impl Store {
@@ -92,43 +99,82 @@ impl Store {
         outcome.accepted = inserted.len();
         outcome.duplicates += unique.len() - inserted.len();
 
-        let new_cases: Vec<(CaseView, &Alert)> = unique
+        let alerting: Vec<(&IntakeRecord, &Alert)> = unique
             .iter()
             .filter(|r| inserted.contains(&r.event.event_id))
-            .filter_map(|r| {
-                Some((
-                    self.new_case_view(&r.event, r.alert.as_ref()?, now),
-                    r.alert.as_ref()?,
-                ))
-            })
+            .filter_map(|r| Some((*r, r.alert.as_ref()?)))
             .collect();
-        if new_cases.is_empty() {
+        if alerting.is_empty() {
             tx.commit().await?;
             return Ok(outcome);
         }
 
-        let views: Vec<&CaseView> = new_cases.iter().map(|(v, _)| v).collect();
-        sqlx::query(
+        // Coalescing: an alert whose case key has an active case younger than
+        // the window attaches to it. Keys follow the Kafka key (customer), so
+        // one consumer sees all events of a key: no lock is needed here.
+        let keys: Vec<String> = alerting
+            .iter()
+            .map(|(r, _)| case_key(&r.event, &self.options.case_key))
+            .collect();
+        let mut active: HashMap<String, (Uuid, Severity, Status)> = HashMap::new();
+        if self.options.coalesce_window > chrono::Duration::zero() {
+            let rows: Vec<(String, Uuid, String, String)> = sqlx::query_as(
+                "SELECT DISTINCT ON (case_key) case_key, id, severity, status FROM cases
+                 WHERE case_key = ANY($1) AND created_at >= $2
+                   AND status IN ('open', 'acknowledged', 'contacted', 'reopened')
+                 ORDER BY case_key, created_at DESC",
+            )
+            .bind(&keys)
+            .bind(now - self.options.coalesce_window)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (key, id, severity, status) in rows {
+                let severity = Severity::parse(&severity).unwrap_or(Severity::Low);
+                let status = Status::parse(&status).unwrap_or(Status::Open);
+                active.insert(key, (id, severity, status));
+            }
+        }
+        let mut new_cases: Vec<(CaseView, &Alert, String)> = Vec::new();
+        let mut attached: Vec<(Uuid, Status, &IntakeRecord, &Alert)> = Vec::new();
+        for ((record, alert), key) in alerting.iter().zip(keys) {
+            match active.get_mut(&key) {
+                Some((case_id, severity, status))
+                    if self.options.coalesce_window > chrono::Duration::zero() =>
+                {
+                    attached.push((*case_id, *status, record, alert));
+                    *severity = (*severity).max(alert.severity);
+                }
+                _ => {
+                    let view = self.new_case_view(&record.event, alert, now);
+                    active.insert(key.clone(), (view.id, view.severity, Status::Open));
+                    new_cases.push((view, alert, key));
+                }
+            }
+        }
+
+        let views: Vec<&CaseView> = new_cases.iter().map(|(v, _, _)| v).collect();
+        if !views.is_empty() {
+            sqlx::query(
             "INSERT INTO cases (id, event_id, status, severity, owner_id, owner_name, owner_email, owner_webhook_url,
                                 route, rule_ids, channels, customer_id, store_id, region, touchpoint, nps, csat, ces,
-                                event, version, created_at, updated_at, owner_locale)
+                                event, version, created_at, updated_at, owner_locale, case_key)
              SELECT u.id, u.event_id, 'open', u.severity, u.owner_id, u.owner_name, u.owner_email, u.owner_webhook_url,
                     u.route, ARRAY(SELECT jsonb_array_elements_text(u.rule_ids)),
                     ARRAY(SELECT jsonb_array_elements_text(u.channels)),
-                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19, u.owner_locale
+                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19, u.owner_locale, u.case_key
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[], $20::text[])
+                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[], $20::text[], $21::text[])
                   AS u(id, event_id, severity, owner_id, owner_name, owner_email, owner_webhook_url, route, rule_ids,
-                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event, owner_locale)",
+                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event, owner_locale, case_key)",
         )
         .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.event_id.clone()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.severity.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.owner_id.clone()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.owner_name.clone()).collect::<Vec<_>>())
-        .bind(new_cases.iter().map(|(_, a)| a.owner.email.clone()).collect::<Vec<_>>())
-        .bind(new_cases.iter().map(|(_, a)| a.owner.webhook_url.clone()).collect::<Vec<_>>())
+        .bind(new_cases.iter().map(|(_, a, _)| a.owner.email.clone()).collect::<Vec<_>>())
+        .bind(new_cases.iter().map(|(_, a, _)| a.owner.webhook_url.clone()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.route.clone()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| serde_json::json!(v.rule_ids)).collect::<Vec<_>>())
         .bind(views.iter().map(|v| serde_json::json!(v.channels)).collect::<Vec<_>>())
@@ -142,6 +188,28 @@ impl Store {
         .bind(views.iter().map(|v| serde_json::to_value(&v.event).unwrap_or_default()).collect::<Vec<_>>())
         .bind(now)
         .bind(views.iter().map(|v| v.owner_locale.clone()).collect::<Vec<_>>())
+        .bind(new_cases.iter().map(|(_, _, k)| k.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        }
+
+        // Every event of every case, the opening one and those attached.
+        let links: Vec<(String, Uuid)> = new_cases
+            .iter()
+            .map(|(v, _, _)| (v.event_id.clone(), v.id))
+            .chain(
+                attached
+                    .iter()
+                    .map(|(case_id, _, r, _)| (r.event.event_id.clone(), *case_id)),
+            )
+            .collect();
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, attached_at)
+             SELECT u.event_id, u.case_id, $3 FROM UNNEST($1::text[], $2::uuid[]) AS u(event_id, case_id)",
+        )
+        .bind(links.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>())
+        .bind(links.iter().map(|(_, c)| *c).collect::<Vec<_>>())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
 
@@ -170,8 +238,33 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
+        for (case_id, status, record, alert) in &attached {
+            sqlx::query(
+                "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
+                 VALUES ($1, $2, 'closeloop', 'attach', $3, $3, NULL, $4)",
+            )
+            .bind(case_id)
+            .bind(now)
+            .bind(status.as_str())
+            .bind(serde_json::json!({"event_id": record.event.event_id, "rules": alert.rule_ids, "severity": alert.severity}))
+            .execute(&mut *tx)
+            .await?;
+            // Raise the severity if the new alert is more severe; never lower it.
+            sqlx::query(
+                "UPDATE cases SET severity = $2, version = version + 1, updated_at = $3
+                 WHERE id = $1 AND array_position(ARRAY['low','medium','high','critical'], severity)
+                                 < array_position(ARRAY['low','medium','high','critical'], $2::text)",
+            )
+            .bind(case_id)
+            .bind(alert.severity.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        outcome.cases_coalesced = attached.len();
+
         let mut outbox = OutboxRows::default();
-        for (view, alert) in &new_cases {
+        for (view, alert, _) in &new_cases {
             let body = webhook_body(CaseEventType::Created, view, now);
             for notification in &alert.notifications {
                 outbox.push(
@@ -187,7 +280,7 @@ impl Store {
 
         let digests: Vec<(&CaseView, &Alert, DigestMode)> = new_cases
             .iter()
-            .filter_map(|(view, alert)| Some((view, *alert, alert.email_digest?)))
+            .filter_map(|(view, alert, _)| Some((view, *alert, alert.email_digest?)))
             .collect();
         if !digests.is_empty() {
             sqlx::query(

@@ -36,6 +36,21 @@ pub struct StoreOptions {
     /// Base of case links, e.g. `https://closeloop.example.com`; a case's
     /// page is `{public_url}/cases/{id}`.
     pub public_url: String,
+    /// Fields of the case key: alerts with the same key coalesce.
+    pub case_key: Vec<closeloop_core::coalesce::CaseKeyField>,
+    /// How long a case gathers new alerts with its key; zero turns coalescing off.
+    pub coalesce_window: chrono::Duration,
+}
+
+impl StoreOptions {
+    /// The defaults: coalesce by customer and store for 7 days.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        StoreOptions {
+            public_url: public_url.into(),
+            case_key: closeloop_core::coalesce::DEFAULT_CASE_KEY.to_vec(),
+            coalesce_window: chrono::Duration::days(7),
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.

@@ -54,7 +54,10 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
         &settings.database.url,
         settings.database.max_connections,
         StoreOptions {
-            public_url: settings.http.public_url.clone(),
+            case_key: settings.cases.coalesce_key.clone(),
+            coalesce_window: chrono::Duration::from_std(settings.cases.coalesce_window)
+                .unwrap_or(chrono::Duration::days(7)),
+            ..StoreOptions::new(settings.http.public_url.clone())
         },
     )?)
 }

@@ -18,6 +18,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub rules: RulesSettings,
+    #[serde(default)]
+    pub cases: CasesSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
     pub webhook: WebhookSettings,
@@ -81,6 +83,35 @@ pub struct RulesSettings {
 
 fn default_watch_interval() -> Duration {
     Duration::from_secs(2)
+}
+
+/// Case coalescing: alerts with the same key attach to the active case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesSettings {
+    /// Any of customer_id, store, region, touchpoint.
+    #[serde(default = "default_case_key")]
+    pub coalesce_key: Vec<closeloop_core::coalesce::CaseKeyField>,
+    /// "0s" turns coalescing off.
+    #[serde(default = "default_coalesce_window", with = "humantime_serde")]
+    pub coalesce_window: Duration,
+}
+
+impl Default for CasesSettings {
+    fn default() -> Self {
+        CasesSettings {
+            coalesce_key: default_case_key(),
+            coalesce_window: default_coalesce_window(),
+        }
+    }
+}
+
+fn default_case_key() -> Vec<closeloop_core::coalesce::CaseKeyField> {
+    closeloop_core::coalesce::DEFAULT_CASE_KEY.to_vec()
+}
+
+fn default_coalesce_window() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]
