@@ -121,7 +121,7 @@ impl Harness {
                         "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"{store}","region":"{region}"}},"scores":{{"nps":2}}}}"#
                 );
                 let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
-                IntakeRecord { alert: policy.decide(&event), event, position: None }
+                IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None }
             })
             .collect();
         let outcome = self

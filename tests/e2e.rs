@@ -984,3 +984,82 @@ async fn repeated_complaints_coalesce_into_one_case() {
         .count();
     assert_eq!(to_claire, 1, "no second alert for the same case");
 }
+
+/// A silence mutes matching alerts (recorded, no case, no email) until it is
+/// expired; expired silences stay listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_mute_but_record() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let (status, body) = post(
+        &client,
+        env.api("/v1/silences"),
+        json!({"matcher": "stor == \"LYON-02\"", "duration": "2h", "created_by": "ops", "reason": "flood"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("matcher: line 1, column 1: unknown field `stor`"));
+
+    let (status, silence) = post(
+        &client,
+        env.api("/v1/silences"),
+        json!({"matcher": "store == \"LYON-02\"", "duration": "2h", "created_by": "ops.lyon", "reason": "road closed, deliveries late"}),
+    )
+    .await;
+    assert_eq!(
+        (status, silence["state"].as_str()),
+        (201, Some("active")),
+        "{silence}"
+    );
+
+    let muted = format!("muted-{}", env.name);
+    env.publish(&env.write_events("1.jsonl", &[story_event(&muted).to_string()]));
+    env.wait_caught_up(LONG).await;
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM silenced_alerts WHERE event_id = '{muted}'"
+        ))
+        .await,
+        1,
+        "recorded as silenced"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM cases").await,
+        0,
+        "no case while silenced"
+    );
+
+    // The CLI lists it with its count, then expires it.
+    let listed = env.cli(&["silences", "list"]);
+    assert!(
+        listed.contains("active")
+            && listed.contains("(1 silenced)")
+            && listed.contains("road closed"),
+        "{listed}"
+    );
+    let id = silence["id"].as_str().unwrap();
+    assert!(env.cli(&["silences", "expire", id]).contains("expired"));
+
+    let after = format!("after-{}", env.name);
+    let mut event = story_event(&after);
+    event["customer"]["id"] = json!("C-after");
+    env.publish(&env.write_events("2.jsonl", &[event.to_string()]));
+    case_id_of(&env, &after).await;
+    let expired: Value = client
+        .get(env.api("/v1/silences?state=expired"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        expired["silences"][0]["id"], id,
+        "expired silences stay visible"
+    );
+    assert_eq!(expired["silences"][0]["silenced"], 1);
+}

@@ -512,3 +512,39 @@ fn class_condition(score: ScoreField, values: &[String]) -> Result<Condition, St
         ),
     })
 }
+
+/// A standalone CEL condition over one event (silence matchers).
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    condition: Condition,
+    needs_comment: bool,
+}
+
+impl Matcher {
+    /// Compile `source`; refusals carry line and column.
+    pub fn compile(source: &str) -> Result<Self, CelError> {
+        let condition = compile(source)?;
+        let needs_comment = condition.reads_comment();
+        Ok(Matcher {
+            condition,
+            needs_comment,
+        })
+    }
+
+    pub fn matches(&self, event: &crate::FeedbackEvent) -> bool {
+        self.condition
+            .matches(&crate::rules::Prepared::new(event, self.needs_comment))
+    }
+}
+
+impl std::fmt::Display for CelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+impl std::error::Error for CelError {}

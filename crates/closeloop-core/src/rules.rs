@@ -363,7 +363,7 @@ impl Condition {
         }
     }
 
-    fn reads_comment(&self) -> bool {
+    pub(crate) fn reads_comment(&self) -> bool {
         match self {
             Condition::All(c) | Condition::Any(c) => c.iter().any(Condition::reads_comment),
             Condition::Not(c) => c.reads_comment(),

@@ -28,8 +28,10 @@ pub struct SourcePosition {
 pub struct IntakeRecord {
     pub event: FeedbackEvent,
     pub position: Option<SourcePosition>,
-    /// `Some` when a rule fired: a case is opened.
+    /// `Some` when a rule fired: a case is opened...
     pub alert: Option<Alert>,
+    /// ...unless a silence mutes it: then it is recorded as silenced.
+    pub silenced_by: Option<Uuid>,
 }
 
 /// What a batch changed.
@@ -45,6 +47,8 @@ pub struct BatchOutcome {
     pub digest_items: usize,
     /// Alerts attached to an active case with the same key (no new case).
     pub cases_coalesced: usize,
+    /// Alerts muted by a silence: recorded, no case.
+    pub silenced: usize,
 }
 
 impl Store {
@@ -99,9 +103,31 @@ impl Store {
         outcome.accepted = inserted.len();
         outcome.duplicates += unique.len() - inserted.len();
 
-        let alerting: Vec<(&IntakeRecord, &Alert)> = unique
+        let silenced: Vec<(&IntakeRecord, &Alert, Uuid)> = unique
             .iter()
             .filter(|r| inserted.contains(&r.event.event_id))
+            .filter_map(|r| Some((*r, r.alert.as_ref()?, r.silenced_by?)))
+            .collect();
+        if !silenced.is_empty() {
+            sqlx::query(
+                "INSERT INTO silenced_alerts (event_id, silence_id, rule_ids, owner_id, severity, at)
+                 SELECT u.event_id, u.silence_id, ARRAY(SELECT jsonb_array_elements_text(u.rules)), u.owner_id, u.severity, $6
+                 FROM UNNEST($1::text[], $2::uuid[], $3::jsonb[], $4::text[], $5::text[])
+                      AS u(event_id, silence_id, rules, owner_id, severity)",
+            )
+            .bind(silenced.iter().map(|(r, _, _)| r.event.event_id.clone()).collect::<Vec<_>>())
+            .bind(silenced.iter().map(|(_, _, s)| *s).collect::<Vec<_>>())
+            .bind(silenced.iter().map(|(_, a, _)| serde_json::json!(a.rule_ids)).collect::<Vec<_>>())
+            .bind(silenced.iter().map(|(_, a, _)| a.owner.id.clone()).collect::<Vec<_>>())
+            .bind(silenced.iter().map(|(_, a, _)| a.severity.as_str()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            outcome.silenced = silenced.len();
+        }
+        let alerting: Vec<(&IntakeRecord, &Alert)> = unique
+            .iter()
+            .filter(|r| inserted.contains(&r.event.event_id) && r.silenced_by.is_none())
             .filter_map(|r| Some((*r, r.alert.as_ref()?)))
             .collect();
         if alerting.is_empty() {

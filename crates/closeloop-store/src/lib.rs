@@ -15,6 +15,7 @@ mod error;
 mod intake;
 mod metrics;
 mod outbox;
+mod silences;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use metrics::LoopMetricsRow;
 pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };
+pub use silences::SilenceView;
 
 /// Static settings the store needs to render what it stores.
 #[derive(Debug, Clone)]

@@ -48,6 +48,11 @@ enum Commands {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Mute matching alerts for a while (they are still recorded).
+    Silences {
+        #[command(subcommand)]
+        command: SilencesCommand,
+    },
     /// Publish a JSON-lines file of events to the intake topic, keyed by customer id.
     Publish {
         file: PathBuf,
@@ -55,6 +60,30 @@ enum Commands {
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Create a silence: a CEL matcher, a period, who and why.
+    Create {
+        /// e.g. 'store == "LYON-02"'
+        #[arg(long)]
+        matcher: String,
+        /// How long: 90m, 2h, 3d, 1w.
+        #[arg(long)]
+        duration: String,
+        /// When it starts (RFC 3339); now by default.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long = "by")]
+        created_by: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List silences, expired ones included.
+    List,
+    /// End a silence now.
+    Expire { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +154,9 @@ fn main() -> ExitCode {
         Commands::Rules { command } => run_rules(command),
         Commands::Serve => runtime().and_then(|rt| rt.block_on(serve::serve(&cli.config))),
         Commands::Migrate => runtime().and_then(|rt| rt.block_on(serve::migrate(&cli.config))),
+        Commands::Silences { command } => {
+            runtime().and_then(|rt| rt.block_on(serve::silences(&cli.config, command)))
+        }
         Commands::Deliveries { command } => {
             runtime().and_then(|rt| rt.block_on(serve::deliveries(&cli.config, command)))
         }

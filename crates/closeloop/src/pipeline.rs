@@ -19,16 +19,41 @@ impl BatchHandler for Pipeline {
 
     async fn handle(&self, batch: Vec<AcceptedEvent>) -> Result<(), StoreError> {
         let policy = self.policy.current();
+        let now = chrono::Utc::now();
+        // Silences are few; compile the active ones for this batch.
+        let silences: Vec<(uuid::Uuid, closeloop_core::cel::Matcher)> = self
+            .store
+            .active_silences(now)
+            .await?
+            .into_iter()
+            .filter_map(|s| match closeloop_core::cel::Matcher::compile(&s.matcher) {
+                Ok(matcher) => Some((s.id, matcher)),
+                Err(error) => {
+                    tracing::warn!(silence = %s.id, %error, "silence matcher no longer compiles; ignored");
+                    None
+                }
+            })
+            .collect();
         let records: Vec<IntakeRecord> = batch
             .into_iter()
-            .map(|accepted| IntakeRecord {
-                alert: policy.decide(&accepted.event),
-                event: accepted.event,
-                position: Some(SourcePosition {
-                    topic: accepted.position.topic,
-                    partition: accepted.position.partition,
-                    offset: accepted.position.offset,
-                }),
+            .map(|accepted| {
+                let alert = policy.decide(&accepted.event);
+                let silenced_by = alert.as_ref().and_then(|_| {
+                    silences
+                        .iter()
+                        .find(|(_, m)| m.matches(&accepted.event))
+                        .map(|(id, _)| *id)
+                });
+                IntakeRecord {
+                    alert,
+                    silenced_by,
+                    event: accepted.event,
+                    position: Some(SourcePosition {
+                        topic: accepted.position.topic,
+                        partition: accepted.position.partition,
+                        offset: accepted.position.offset,
+                    }),
+                }
             })
             .collect();
         let outcome = self
@@ -41,6 +66,8 @@ impl BatchHandler for Pipeline {
             duplicates = outcome.duplicates,
             cases_opened = outcome.cases_opened,
             notifications = outcome.notifications_queued,
+            coalesced = outcome.cases_coalesced,
+            silenced = outcome.silenced,
             "batch stored"
         );
         if outcome.notifications_queued > 0 {

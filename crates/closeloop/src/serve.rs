@@ -149,6 +149,56 @@ pub async fn deliveries(config: &Path, command: crate::DeliveriesCommand) -> any
     Ok(())
 }
 
+/// `closeloop silences create|list|expire`, straight against the database.
+pub async fn silences(config: &Path, command: crate::SilencesCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let store = store(&settings)?;
+    let now = chrono::Utc::now();
+    match command {
+        crate::SilencesCommand::Create {
+            matcher,
+            duration,
+            from,
+            created_by,
+            reason,
+        } => {
+            let starts_at = from.unwrap_or(now);
+            let ends_at =
+                starts_at + closeloop_api::parse_duration(&duration).map_err(anyhow::Error::msg)?;
+            closeloop_api::validate_silence(&matcher, starts_at, ends_at, &created_by, &reason)
+                .map_err(anyhow::Error::msg)?;
+            let silence = store
+                .create_silence(&matcher, starts_at, ends_at, &created_by, &reason, now)
+                .await?;
+            println!(
+                "silence {} active until {}",
+                silence.id,
+                silence.ends_at.to_rfc3339()
+            );
+        }
+        crate::SilencesCommand::List => {
+            for s in store.silences().await? {
+                println!(
+                    "{} {:<8} {} .. {} by {}: {} ({} silenced) [{}]",
+                    s.id,
+                    s.state(now),
+                    s.starts_at.to_rfc3339(),
+                    s.ends_at.to_rfc3339(),
+                    s.created_by,
+                    s.reason,
+                    s.silenced,
+                    s.matcher
+                );
+            }
+        }
+        crate::SilencesCommand::Expire { id } => match store.expire_silence(id, now).await? {
+            Some(s) => println!("silence {} expired", s.id),
+            None => anyhow::bail!("silence {id} not found"),
+        },
+    }
+    Ok(())
+}
+
 struct RulesApi(Arc<ActivePolicy>);
 
 impl closeloop_api::RulesControl for RulesApi {
