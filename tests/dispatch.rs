@@ -642,3 +642,70 @@ async fn a_crashed_dispatchers_claims_return_after_the_lease() {
         "the lost attempt is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fatigue_cap_sends_the_overflow_to_a_digest() {
+    let h = Harness::new().await;
+    let capped = Store::connect_lazy(
+        &h.env.db_url,
+        2,
+        StoreOptions {
+            fatigue_cap_per_day: 2,
+            ..StoreOptions::new(h.env.base_url.clone())
+        },
+    )
+    .unwrap();
+    let policy = h.env.policy();
+    let records: Vec<IntakeRecord> = (0..5)
+        .map(|i| {
+            let json = format!(
+                r#"{{"event_id":"f-{i}","occurred_at":"2026-11-20T09:00:00Z","source":"s","customer":{{"id":"C-f-{i}"}},
+                    "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"LYON-02","region":"FR-ARA"}},"scores":{{"nps":2}}}}"#
+            );
+            let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
+            IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None }
+        })
+        .collect();
+    let outcome = capped.persist_batch(&records, h.clock.now()).await.unwrap();
+    assert_eq!(
+        (outcome.cases_opened, outcome.fatigue_deferred),
+        (5, 3),
+        "every alert is a case; 3 over the cap of 2"
+    );
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'email'")
+            .await,
+        2
+    );
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'webhook'")
+            .await,
+        5,
+        "webhooks are not capped"
+    );
+    assert_eq!(
+        h.env
+            .count("SELECT count(*) FROM digest_items WHERE mode = 'daily'")
+            .await,
+        3
+    );
+
+    let dispatcher = h.dispatcher(&[0, 60]);
+    dispatcher.tick().await.unwrap();
+    h.clock.advance(secs(24 * 3600));
+    dispatcher.tick().await.unwrap();
+    dispatcher.tick().await.unwrap();
+    let emails = eventually("2 alerts and 1 digest", Duration::from_secs(10), || async {
+        let e = h.env.smtp.emails();
+        (e.len() >= 3).then_some(e)
+    })
+    .await;
+    assert_eq!(emails.len(), 3);
+    assert!(
+        emails.iter().any(|e| e.subject == "3 clients à rappeler"),
+        "{:?}",
+        emails.iter().map(|e| &e.subject).collect::<Vec<_>>()
+    );
+}

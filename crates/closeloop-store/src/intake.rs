@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use closeloop_core::coalesce::case_key;
+use closeloop_core::Channel;
 use closeloop_core::{
     Alert, CaseEventType, CaseState, DigestMode, FeedbackEvent, Severity, Status,
 };
@@ -49,6 +50,8 @@ pub struct BatchOutcome {
     pub cases_coalesced: usize,
     /// Alerts muted by a silence: recorded, no case.
     pub silenced: usize,
+    /// Alert emails sent to the owner's digest by the daily cap.
+    pub fatigue_deferred: usize,
 }
 
 impl Store {
@@ -289,10 +292,52 @@ impl Store {
         }
         outcome.cases_coalesced = attached.len();
 
+        // Fatigue guard: past an owner's daily cap of immediate alert emails,
+        // a case still opens but its email goes to the owner's digest.
+        let mut over_cap: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+        let cap = i64::from(self.options.fatigue_cap_per_day);
+        let emails_now = |a: &Alert| a.notifications.iter().any(|n| n.channel == Channel::Email);
+        if cap > 0 {
+            let day_start = now
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map_or(now, |d| d.and_utc());
+            let owners: Vec<String> = new_cases
+                .iter()
+                .filter(|(_, a, _)| emails_now(a))
+                .map(|(_, a, _)| a.owner.id.clone())
+                .collect();
+            let mut sent: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+                "SELECT c.owner_id, count(*) FROM outbox o JOIN cases c ON c.id = o.case_id
+                 WHERE o.channel = 'email' AND o.event_type = 'case.created' AND o.created_at >= $1 AND c.owner_id = ANY($2)
+                 GROUP BY c.owner_id",
+            )
+            .bind(day_start)
+            .bind(&owners)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            for (view, alert, _) in &new_cases {
+                if emails_now(alert) {
+                    let count = sent.entry(alert.owner.id.clone()).or_default();
+                    if *count >= cap {
+                        over_cap.insert(view.id);
+                    } else {
+                        *count += 1;
+                    }
+                }
+            }
+            outcome.fatigue_deferred = over_cap.len();
+        }
+
         let mut outbox = OutboxRows::default();
         for (view, alert, _) in &new_cases {
             let body = webhook_body(CaseEventType::Created, view, now);
             for notification in &alert.notifications {
+                if notification.channel == Channel::Email && over_cap.contains(&view.id) {
+                    continue;
+                }
                 outbox.push(
                     view.id,
                     notification.channel.as_str(),
@@ -306,7 +351,10 @@ impl Store {
 
         let digests: Vec<(&CaseView, &Alert, DigestMode)> = new_cases
             .iter()
-            .filter_map(|(view, alert, _)| Some((view, *alert, alert.email_digest?)))
+            .filter_map(|(view, alert, _)| {
+                let over = over_cap.contains(&view.id).then_some(DigestMode::Daily);
+                Some((view, *alert, alert.email_digest.or(over)?))
+            })
             .collect();
         if !digests.is_empty() {
             sqlx::query(

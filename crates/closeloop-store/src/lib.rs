@@ -42,6 +42,9 @@ pub struct StoreOptions {
     pub case_key: Vec<closeloop_core::coalesce::CaseKeyField>,
     /// How long a case gathers new alerts with its key; zero turns coalescing off.
     pub coalesce_window: chrono::Duration,
+    /// Immediate alert emails per owner per UTC day; past it, emails go to
+    /// the owner's digest (daily unless they have one). Zero: no cap.
+    pub fatigue_cap_per_day: u32,
 }
 
 impl StoreOptions {
@@ -51,6 +54,7 @@ impl StoreOptions {
             public_url: public_url.into(),
             case_key: closeloop_core::coalesce::DEFAULT_CASE_KEY.to_vec(),
             coalesce_window: chrono::Duration::days(7),
+            fatigue_cap_per_day: 0,
         }
     }
 }

@@ -57,6 +57,7 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
             case_key: settings.cases.coalesce_key.clone(),
             coalesce_window: chrono::Duration::from_std(settings.cases.coalesce_window)
                 .unwrap_or(chrono::Duration::days(7)),
+            fatigue_cap_per_day: settings.cases.fatigue_cap_per_day,
             ..StoreOptions::new(settings.http.public_url.clone())
         },
     )?)

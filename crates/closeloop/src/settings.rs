@@ -95,6 +95,10 @@ pub struct CasesSettings {
     /// "0s" turns coalescing off.
     #[serde(default = "default_coalesce_window", with = "humantime_serde")]
     pub coalesce_window: Duration,
+    /// Immediate alert emails per owner per day before the rest go to the
+    /// owner's digest; 0: no cap.
+    #[serde(default)]
+    pub fatigue_cap_per_day: u32,
 }
 
 impl Default for CasesSettings {
@@ -102,6 +106,7 @@ impl Default for CasesSettings {
         CasesSettings {
             coalesce_key: default_case_key(),
             coalesce_window: default_coalesce_window(),
+            fatigue_cap_per_day: 0,
         }
     }
 }
