@@ -7,7 +7,7 @@
 //! event. A file with any problem is refused whole, with every problem
 //! located by line, rule id and key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -405,6 +405,84 @@ pub struct Rule {
 pub struct RuleSet {
     rules: Vec<Rule>,
     needs_comment: bool,
+    index: RuleIndex,
+}
+
+/// Which rules an event can possibly match. A rule whose condition requires
+/// a text field to take one of some values (a top-level `store in [...]`,
+/// `touchpoint == "x"`) is listed under those values; the others are always
+/// candidates. Candidates are evaluated in file order.
+#[derive(Debug, Clone, Default)]
+struct RuleIndex {
+    /// Bitsets over rule positions (64 rules a word).
+    always: Vec<u64>,
+    by_value: Vec<(TextField, HashMap<String, Vec<u64>>)>,
+}
+
+impl RuleIndex {
+    fn build(rules: &[Rule]) -> Self {
+        let words = rules.len().div_ceil(64);
+        let set = |bits: &mut Vec<u64>, i: usize| bits[i / 64] |= 1 << (i % 64);
+        let mut index = RuleIndex {
+            always: vec![0; words],
+            by_value: Vec::new(),
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            match required_text(&rule.condition) {
+                Some((field, values)) => {
+                    let slot = match index.by_value.iter().position(|(f, _)| *f == field) {
+                        Some(slot) => slot,
+                        None => {
+                            index.by_value.push((field, HashMap::new()));
+                            index.by_value.len() - 1
+                        }
+                    };
+                    for value in values {
+                        set(
+                            index.by_value[slot]
+                                .1
+                                .entry(value.clone())
+                                .or_insert_with(|| vec![0; words]),
+                            i,
+                        );
+                    }
+                }
+                None => set(&mut index.always, i),
+            }
+        }
+        index
+    }
+
+    /// Positions of the rules `event` may match, ascending.
+    fn candidates(&self, event: &FeedbackEvent) -> impl Iterator<Item = usize> {
+        let mut bits = self.always.clone();
+        for (field, map) in &self.by_value {
+            if let Some(mask) = field.get(event).and_then(|v| map.get(v)) {
+                for (word, m) in bits.iter_mut().zip(mask) {
+                    *word |= m;
+                }
+            }
+        }
+        bits.into_iter().enumerate().flat_map(|(w, mut word)| {
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let bit = word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    w * 64 + bit
+                })
+            })
+        })
+    }
+}
+
+/// A text field the condition requires to be one of some values, found
+/// among its top-level conjuncts (so indexing never changes a decision).
+fn required_text(condition: &Condition) -> Option<(TextField, &Vec<String>)> {
+    match condition {
+        Condition::TextIn(field, values) if *field != TextField::Comment => Some((*field, values)),
+        Condition::All(parts) => parts.iter().find_map(required_text),
+        _ => None,
+    }
 }
 
 impl RuleSet {
@@ -506,9 +584,11 @@ impl RuleSet {
             return Err(fail(problems));
         }
         let needs_comment = rules.iter().any(|r| r.condition.reads_comment());
+        let index = RuleIndex::build(&rules);
         Ok(RuleSet {
             rules,
             needs_comment,
+            index,
         })
     }
 
@@ -527,7 +607,12 @@ impl RuleSet {
     pub fn evaluate<'r>(&'r self, event: &FeedbackEvent) -> Vec<&'r Rule> {
         let input = Prepared::new(event, self.needs_comment);
         let mut fired = Vec::new();
-        for rule in &self.rules {
+        for rule in self
+            .index
+            .candidates(event)
+            .into_iter()
+            .map(|i| &self.rules[i])
+        {
             if rule.condition.matches(&input) {
                 fired.push(rule);
                 if !rule.continue_matching {
@@ -976,6 +1061,49 @@ mod tests {
             .map(|r| r.id.as_str())
             .collect();
         assert_eq!(fired, ["second-in-severity"]);
+    }
+
+    #[test]
+    fn the_index_skips_rules_that_cannot_match_and_keeps_decisions() {
+        let body = "[[rule]]\nid = \"lyon\"\nseverity = \"high\"\nchannels = [\"email\"]\ncontinue = true\ncondition = 'nps <= 6 && store in [\"LYON-01\", \"LYON-02\"]'\n\
+                    [[rule]]\nid = \"paris\"\nseverity = \"high\"\nchannels = [\"email\"]\ncontinue = true\ncondition = 'store == \"PARIS-01\" && nps <= 6'\n\
+                    [[rule]]\nid = \"any-store\"\nseverity = \"low\"\nchannels = [\"email\"]\ncontinue = true\ncondition = 'nps <= 6 || store == \"PARIS-01\"'\n\
+                    [[rule]]\nid = \"delivery\"\nseverity = \"low\"\nchannels = [\"email\"]\n[rule.when]\ntouchpoint = [\"delivery\"]\nnps = { max = 6 }\n";
+        let rules = RuleSet::from_toml("rules.toml", body).unwrap();
+        let lyon = event(serde_json::json!({}));
+        // LYON-02, delivery: "paris" is not even a candidate.
+        assert_eq!(rules.index.candidates(&lyon).collect::<Vec<_>>(), [0, 2, 3]);
+        let fired: Vec<_> = rules
+            .evaluate(&lyon)
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(
+            fired,
+            ["lyon", "any-store", "delivery"],
+            "file order and continue are kept"
+        );
+        let mut no_store = lyon.clone();
+        no_store.location.store_id = None;
+        assert_eq!(
+            rules.index.candidates(&no_store).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        // Unindexed evaluation gives the same decisions.
+        for e in [&lyon, &no_store] {
+            let input = Prepared::new(e, rules.needs_comment());
+            let mut all = Vec::new();
+            for r in rules.rules() {
+                if r.condition.matches(&input) {
+                    all.push(r.id.as_str());
+                    if !r.continue_matching {
+                        break;
+                    }
+                }
+            }
+            let indexed: Vec<_> = rules.evaluate(e).iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(indexed, all);
+        }
     }
 
     fn cel_rule(condition: &str) -> Result<RuleSet, ConfigErrors> {
