@@ -607,12 +607,7 @@ impl RuleSet {
     pub fn evaluate<'r>(&'r self, event: &FeedbackEvent) -> Vec<&'r Rule> {
         let input = Prepared::new(event, self.needs_comment);
         let mut fired = Vec::new();
-        for rule in self
-            .index
-            .candidates(event)
-            .into_iter()
-            .map(|i| &self.rules[i])
-        {
+        for rule in self.index.candidates(event).map(|i| &self.rules[i]) {
             if rule.condition.matches(&input) {
                 fired.push(rule);
                 if !rule.continue_matching {
