@@ -1063,3 +1063,108 @@ async fn silences_mute_but_record() {
     );
     assert_eq!(expired["silences"][0]["silenced"], 1);
 }
+
+/// The manager acts from the email: the link's page confirms (a GET never
+/// acts), the POST applies once; a used, stale or forged link is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_links_from_the_email() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let event_id = format!("links-{}", env.name);
+    env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
+    let case_id = case_id_of(&env, &event_id).await;
+    let email = eventually("the alert email", LONG, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "claire.martin@closeloop.local")
+    })
+    .await;
+    // Claire reads French: "Je m'en occupe : <url>", "Client joint : <url>", ...
+    let link = |label: &str| -> String {
+        let line = email
+            .text
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` link in:\n{}", email.text));
+        line[line.find("http").unwrap()..].trim().to_owned()
+    };
+    let (ack, reached, resolve) = (
+        link("Je m'en occupe"),
+        link("Client joint"),
+        link("Résolu (delivery_delay)"),
+    );
+    assert!(ack.starts_with(&format!("{}/a/", env.base_url)));
+
+    let client = reqwest::Client::new();
+    let page = client.get(&ack).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Confirm: I&#39;m on it") || page.contains("Confirm: I'm on it"),
+        "{page}"
+    );
+    assert!(page.contains("Julie Moreau") && page.contains("tel:+33 6 12 34 56 78"));
+    let status = || async {
+        let c: Value = client
+            .get(env.api(&format!("/v1/cases/{case_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c
+    };
+    assert_eq!(status().await["status"], "open", "a GET does not act");
+
+    let done = client
+        .post(&ack)
+        .form(&[("note", "je rappelle ce soir")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("acknowledged"));
+    let case = status().await;
+    assert_eq!(case["status"], "acknowledged");
+    let last = case["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["note"].as_str()),
+        (
+            Some("mgr-lyon-02 (email link)"),
+            Some("je rappelle ce soir")
+        )
+    );
+
+    let again = client
+        .post(&ack)
+        .form(&[("note", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410, "single use");
+    assert!(again.text().await.unwrap().contains("already used"));
+    let stale = client.get(&reached).send().await.unwrap();
+    assert_eq!(stale.status(), 409, "the case changed since the email");
+    assert!(stale.text().await.unwrap().contains("changed since"));
+    let stale = client
+        .post(&resolve)
+        .form(&[("note", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 409);
+    let forged = ack.replace("/a/", "/a/x");
+    let forged = client.get(&forged).send().await.unwrap();
+    assert!(
+        forged.status() == 410 || forged.status() == 400,
+        "{}",
+        forged.status()
+    );
+    assert_eq!(
+        status().await["status"],
+        "acknowledged",
+        "refused links change nothing"
+    );
+}

@@ -444,6 +444,10 @@ timeout = "5s"
 [email]
 templates_dir = "{templates}"
 
+[links]
+secret = "closeloop-test-links-key"
+ttl = "1d"
+
 [webhook]
 signing_secrets = ["{WEBHOOK_SECRET}"]
 timeout = "5s"

@@ -7,6 +7,7 @@
 //! its shutdown signal as parameters, so tests bind port 0.
 
 mod error;
+mod links;
 mod page;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub max_event_bytes: usize,
     pub now: NowFn,
     pub rules: Option<Arc<dyn RulesControl>>,
+    /// Key of one-click email links; `None` disables them.
+    pub link_secret: Option<Arc<Vec<u8>>>,
     pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
@@ -92,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/cases/{id}", get(case_page))
+        .route("/a/{token}", get(links::confirm).post(links::apply))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

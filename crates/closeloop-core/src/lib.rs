@@ -18,6 +18,7 @@ pub mod cel;
 pub mod coalesce;
 pub mod error;
 pub mod event;
+pub mod links;
 pub mod owners;
 pub mod policy;
 pub mod rules;

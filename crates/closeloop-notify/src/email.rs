@@ -49,6 +49,7 @@ pub struct EmailSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     templates: Arc<EmailTemplates>,
+    links: Option<crate::links::LinkSigner>,
 }
 
 impl std::fmt::Debug for EmailSender {
@@ -84,12 +85,30 @@ impl EmailSender {
             transport: builder.build(),
             from,
             templates,
+            links: None,
         })
     }
 
+    /// Put one-click action links in alert emails.
+    pub fn with_links(mut self, links: crate::links::LinkSigner) -> Self {
+        self.links = Some(links);
+        self
+    }
+
     /// Send the alert for `case` to `to`. Returns the server's answer.
-    pub async fn send(&self, delivery_id: &str, to: &str, case: &CaseView) -> Result<String> {
-        let email = self.templates.render(case)?;
+    pub async fn send(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        case: &CaseView,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String> {
+        let actions = self
+            .links
+            .as_ref()
+            .map(|l| l.links(case, now))
+            .unwrap_or_default();
+        let email = self.templates.render(case, &actions)?;
         self.send_rendered(delivery_id, to, email).await
     }
 

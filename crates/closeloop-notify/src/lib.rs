@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod email;
 mod error;
+pub mod links;
 pub mod templates;
 pub mod webhook;
 pub mod worker;
@@ -16,6 +17,7 @@ pub mod worker;
 pub use breaker::CircuitBreaker;
 pub use email::{EmailSender, SmtpSecurity, SmtpSettings};
 pub use error::{NotifyError, Result};
+pub use links::{ActionLink, LinkSigner};
 pub use templates::{EmailTemplates, RenderedEmail};
 pub use webhook::{AddressPolicy, WebhookSecret, WebhookSender};
 pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher, SystemClock};

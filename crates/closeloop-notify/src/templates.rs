@@ -71,6 +71,8 @@ struct AlertContext<'a> {
     case_url: &'a str,
     case_id: String,
     owner_name: &'a str,
+    /// One-click action links (empty when links are not configured).
+    actions: &'a [crate::links::ActionLink],
 }
 
 #[derive(Serialize)]
@@ -107,7 +109,7 @@ pub fn scores_text(case: &CaseView) -> String {
     .join(", ")
 }
 
-fn context(case: &CaseView) -> AlertContext<'_> {
+fn context<'a>(case: &'a CaseView, actions: &'a [crate::links::ActionLink]) -> AlertContext<'a> {
     let event = &case.event;
     AlertContext {
         severity: case.severity.as_str(),
@@ -138,6 +140,7 @@ fn context(case: &CaseView) -> AlertContext<'_> {
         case_url: &case.url,
         case_id: case.id.to_string(),
         owner_name: &case.owner_name,
+        actions,
     }
 }
 
@@ -191,7 +194,7 @@ impl EmailTemplates {
         let sample = sample_case();
         for language in &templates.languages {
             templates
-                .render_language(language, &sample)
+                .render_language(language, &sample, &sample_actions())
                 .map_err(|e| template_error(dir, &e))?;
             templates
                 .render_digest_language(language, std::slice::from_ref(&sample))
@@ -207,7 +210,11 @@ impl EmailTemplates {
 
     /// Render the alert for `case` in its owner's language (primary subtag
     /// of the locale), falling back to English.
-    pub fn render(&self, case: &CaseView) -> Result<RenderedEmail> {
+    pub fn render(
+        &self,
+        case: &CaseView,
+        actions: &[crate::links::ActionLink],
+    ) -> Result<RenderedEmail> {
         let primary = case
             .owner_locale
             .split('-')
@@ -219,7 +226,7 @@ impl EmailTemplates {
         } else {
             FALLBACK
         };
-        self.render_language(language, case)
+        self.render_language(language, case, actions)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
     }
 
@@ -289,8 +296,9 @@ impl EmailTemplates {
         &self,
         language: &str,
         case: &CaseView,
+        actions: &[crate::links::ActionLink],
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
-        let ctx = context(case);
+        let ctx = context(case, actions);
         let render = |part: &str| {
             self.env
                 .get_template(&format!("{language}/{part}"))?
@@ -308,6 +316,26 @@ impl EmailTemplates {
             html: render("alert.html")?,
         })
     }
+}
+
+/// Action links like real ones, to exercise templates at load.
+fn sample_actions() -> Vec<crate::links::ActionLink> {
+    [
+        "acknowledge",
+        "reached",
+        "voicemail",
+        "no_answer",
+        "resolve",
+        "not_mine",
+    ]
+    .into_iter()
+    .map(|kind| crate::links::ActionLink {
+        kind,
+        cause: (kind == "resolve").then(|| "delivery_delay".to_owned()),
+        label: kind.to_owned(),
+        url: format!("https://closeloop.example/a/{kind}"),
+    })
+    .collect()
 }
 
 /// A case with every optional field set, to exercise templates at load.
@@ -372,7 +400,7 @@ mod tests {
     fn shipped_templates_render_in_english_and_french() {
         let templates = shipped();
         assert_eq!(templates.languages(), ["en", "fr"]);
-        let en = templates.render(&case("en-GB")).unwrap();
+        let en = templates.render(&case("en-GB"), &[]).unwrap();
         assert_eq!(en.subject, "[HIGH] NPS 3, CES 2 | LYON-02 | delivery");
         for expected in [
             "A customer needs a call back",
@@ -395,14 +423,14 @@ mod tests {
             en.html.contains("&lt;trois&gt;") && !en.html.contains("<trois>"),
             "html escapes"
         );
-        let fr = templates.render(&case("fr-FR")).unwrap();
+        let fr = templates.render(&case("fr-FR"), &[]).unwrap();
         assert!(
             fr.text.starts_with("Un client attend votre rappel"),
             "{}",
             fr.text
         );
         assert!(fr.html.contains("Ouvrez le dossier"));
-        let fallback = templates.render(&case("de-DE")).unwrap();
+        let fallback = templates.render(&case("de-DE"), &[]).unwrap();
         assert_eq!(
             fallback.text, en.text,
             "unknown languages fall back to English"
@@ -435,7 +463,7 @@ mod tests {
         bare.event.customer.email = None;
         bare.event.comment = None;
         bare.event.location.store_id = None;
-        let email = templates.render(&bare).unwrap();
+        let email = templates.render(&bare, &[]).unwrap();
         assert!(!email.text.contains("Phone") && !email.text.contains("wrote"));
         assert!(email.subject.contains("no store"));
     }

@@ -253,7 +253,9 @@ impl Dispatcher {
                     .map_err(|e| {
                         NotifyError::Permanent(format!("unreadable outbox payload: {e}"))
                     })?;
-                self.email.send(&id, &delivery.recipient, &case).await
+                self.email
+                    .send(&id, &delivery.recipient, &case, self.clock.now())
+                    .await
             }
             "webhook" => {
                 let body = serde_json::to_vec(&delivery.payload).map_err(|e| {

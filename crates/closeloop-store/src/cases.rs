@@ -78,6 +78,15 @@ pub struct CaseDetail {
     pub deliveries: Vec<DeliveryView>,
 }
 
+/// The checks of a one-click link: the case version it was issued for, its
+/// single-use nonce, and the action (recorded with the nonce).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkUse<'a> {
+    pub version: i32,
+    pub nonce: &'a str,
+    pub action: &'a str,
+}
+
 /// Filters for listing cases; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
@@ -248,6 +257,42 @@ impl Store {
         now: DateTime<Utc>,
         root_causes: &[String],
     ) -> Result<CaseDetail> {
+        self.apply_checked(id, command, actor, now, root_causes, None)
+            .await
+    }
+
+    /// Apply the command of a one-click link: only if the case is still at
+    /// `version` and the link's `nonce` was never used, recorded in the same
+    /// transaction so a link works once.
+    pub async fn apply_link(
+        &self,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        now: DateTime<Utc>,
+        root_causes: &[String],
+        link: LinkUse<'_>,
+    ) -> Result<CaseDetail> {
+        self.apply_checked(
+            id,
+            command,
+            actor,
+            now,
+            root_causes,
+            Some((link.version, link.nonce, link.action)),
+        )
+        .await
+    }
+
+    async fn apply_checked(
+        &self,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        now: DateTime<Utc>,
+        root_causes: &[String],
+        link: Option<(i32, &str, &str)>,
+    ) -> Result<CaseDetail> {
         let mut tx = self.pool.begin().await?;
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE");
         let row: CaseRow = sqlx::query_as(&sql)
@@ -255,6 +300,33 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::CaseNotFound(id))?;
+        if let Some((version, nonce, action)) = link {
+            // The case row is locked: two clicks of one link serialize here.
+            let used: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_links WHERE nonce = $1)")
+                    .bind(nonce)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if used {
+                return Err(StoreError::LinkUsed);
+            }
+            if row.version != version {
+                return Err(StoreError::StaleVersion {
+                    expected: version,
+                    actual: row.version,
+                });
+            }
+            let fresh = sqlx::query("INSERT INTO used_links (nonce, case_id, action, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .bind(nonce)
+                .bind(id)
+                .bind(action)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if fresh.rows_affected() == 0 {
+                return Err(StoreError::LinkUsed);
+            }
+        }
         let webhook_url = row.owner_webhook_url.clone();
         let mut view = row.into_view(self)?;
         let transition = view.state().apply(command, actor, now, root_causes)?;

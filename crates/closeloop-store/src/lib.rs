@@ -22,7 +22,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView};
+pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView, LinkUse};
 pub use digest::DigestPayload;
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};

@@ -331,7 +331,15 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     };
     let templates = Arc::new(EmailTemplates::load(&settings.email.templates_dir)?);
     info!(languages = ?templates.languages(), "email templates loaded");
-    let email = EmailSender::new(&smtp, templates).context("smtp")?;
+    let mut email = EmailSender::new(&smtp, templates).context("smtp")?;
+    if let Some(links) = &settings.links {
+        email = email.with_links(closeloop_notify::LinkSigner::new(
+            links.secret.as_bytes(),
+            &settings.http.public_url,
+            chrono::Duration::from_std(links.ttl).unwrap_or(chrono::Duration::days(7)),
+            settings.rules.root_causes.clone(),
+        ));
+    }
     let secrets = settings
         .webhook
         .signing_secrets
@@ -388,6 +396,10 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         max_event_bytes: settings.kafka.max_event_bytes,
         now: Arc::new(chrono::Utc::now),
         rules: Some(Arc::new(RulesApi(policy.clone()))),
+        link_secret: settings
+            .links
+            .as_ref()
+            .map(|l| Arc::new(l.secret.as_bytes().to_vec())),
         metrics: Some(Arc::new(Metrics {
             policy: policy.clone(),
             intake: stats.clone(),

@@ -22,6 +22,9 @@ pub struct Settings {
     pub cases: CasesSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
+    /// One-click action links in emails; absent: no links.
+    #[serde(default)]
+    pub links: Option<LinksSettings>,
     pub webhook: WebhookSettings,
     pub dispatch: DispatchSettings,
     #[serde(default)]
@@ -140,6 +143,16 @@ pub struct SmtpSettings {
 
 fn default_pool() -> u32 {
     4
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksSettings {
+    /// Signs the links (HMAC-SHA256); at least 16 characters.
+    pub secret: String,
+    /// How long a link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +291,9 @@ impl Settings {
         }
         if self.dispatch.retry_schedule.is_empty() {
             bail!("dispatch.retry_schedule: at least one entry is required");
+        }
+        if self.links.as_ref().is_some_and(|l| l.secret.len() < 16) {
+            bail!("links.secret: must be at least 16 characters");
         }
         if self.dispatch.concurrency == 0 {
             bail!("dispatch.concurrency: must be at least 1");

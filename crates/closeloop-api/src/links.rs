@@ -1,0 +1,177 @@
+//! Landing pages of one-click email links. `GET` only shows what the link
+//! will do (mail scanners open links: a GET must never act) with a note
+//! field; `POST` applies it, once, if the case has not changed since.
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use closeloop_core::links::{verify, LinkAction, LinkClaims};
+use closeloop_store::StoreError;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::AppState;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{t}</title><style>body{{font-family:sans-serif;max-width:32em;margin:1em auto;padding:0 1em;font-size:1.1em}}\
+         textarea{{width:100%;min-height:5em;font-size:1em}}button{{font-size:1.1em;padding:.6em 1.2em;margin-top:.5em}}</style>\
+         </head><body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    (status, Html(html)).into_response()
+}
+
+fn refused(status: StatusCode, reason: &str) -> Response {
+    page(
+        status,
+        "This link cannot be used",
+        &format!(
+            "<p>{}</p><p>Open the case from the email to act on it.</p>",
+            escape(reason)
+        ),
+    )
+}
+
+fn claims(state: &AppState, token: &str) -> Result<(LinkClaims, Uuid), Box<Response>> {
+    let Some(secret) = &state.link_secret else {
+        return Err(Box::new(refused(
+            StatusCode::NOT_FOUND,
+            "one-click links are not enabled",
+        )));
+    };
+    let claims = verify(secret, token, (state.now)())
+        .map_err(|e| Box::new(refused(StatusCode::GONE, &e.to_string())))?;
+    let id = Uuid::parse_str(&claims.case_id)
+        .map_err(|_| Box::new(refused(StatusCode::BAD_REQUEST, "this link is not valid")))?;
+    Ok((claims, id))
+}
+
+/// `GET /a/{token}`: confirm what the link does.
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let (claims, id) = match claims(&state, &token) {
+        Ok(c) => c,
+        Err(page) => return *page,
+    };
+    let detail = match state.store.case_detail(id).await {
+        Ok(d) => d,
+        Err(StoreError::CaseNotFound(_)) => {
+            return refused(StatusCode::NOT_FOUND, "this case does not exist")
+        }
+        Err(e) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("please try again in a minute ({e})"),
+            )
+        }
+    };
+    if detail.case.version != claims.version {
+        return refused(
+            StatusCode::CONFLICT,
+            &format!(
+                "the case changed since this email was sent (it is now {}).",
+                detail.case.status
+            ),
+        );
+    }
+    let event = &detail.case.event;
+    let mut summary = format!(
+        "<p><b>{}</b>",
+        escape(event.customer.name.as_deref().unwrap_or(&event.customer.id))
+    );
+    if let Some(phone) = &event.customer.phone {
+        summary.push_str(&format!(" · <a href=\"tel:{0}\">{0}</a>", escape(phone)));
+    }
+    summary.push_str(&format!(
+        " · {}</p>",
+        escape(event.location.store_id.as_deref().unwrap_or("-"))
+    ));
+    if let Some(comment) = &event.comment {
+        summary.push_str(&format!("<blockquote>{}</blockquote>", escape(comment)));
+    }
+    let body = format!(
+        "{summary}<form method=\"post\"><p><label>Note (optional)<br><textarea name=\"note\"></textarea></label></p>\
+         <button type=\"submit\">Confirm: {label}</button></form>",
+        label = escape(&claims.action.label())
+    );
+    page(StatusCode::OK, &claims.action.label(), &body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoteForm {
+    note: Option<String>,
+}
+
+fn kind(action: &LinkAction) -> &'static str {
+    match action {
+        LinkAction::Acknowledge => "acknowledge",
+        LinkAction::Reached => "reached",
+        LinkAction::Voicemail => "voicemail",
+        LinkAction::NoAnswer => "no_answer",
+        LinkAction::Resolve(_) => "resolve",
+        LinkAction::NotMine => "not_mine",
+    }
+}
+
+/// `POST /a/{token}`: apply the action, once.
+pub async fn apply(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let (claims, id) = match claims(&state, &token) {
+        Ok(c) => c,
+        Err(page) => return *page,
+    };
+    let owner = match state.store.case_detail(id).await {
+        Ok(d) => d.case.owner_id,
+        Err(_) => return refused(StatusCode::NOT_FOUND, "this case does not exist"),
+    };
+    let note = form.note.filter(|n| !n.trim().is_empty());
+    let command = claims.action.command(note);
+    let actor = format!("{owner} (email link)");
+    let result = state
+        .store
+        .apply_link(
+            id,
+            &command,
+            &actor,
+            (state.now)(),
+            &state.root_causes,
+            closeloop_store::LinkUse {
+                version: claims.version,
+                nonce: &claims.nonce,
+                action: kind(&claims.action),
+            },
+        )
+        .await;
+    match result {
+        Ok(detail) => {
+            tracing::info!(case = %id, action = kind(&claims.action), "one-click action applied");
+            page(
+                StatusCode::OK,
+                "Done",
+                &format!(
+                    "<p>{}: recorded. The case is now <b>{}</b>.</p><p><a href=\"/cases/{id}\">See the case</a></p>",
+                    escape(&claims.action.label()),
+                    detail.case.status
+                ),
+            )
+        }
+        Err(StoreError::LinkUsed) => refused(StatusCode::GONE, "this link was already used."),
+        Err(e @ StoreError::StaleVersion { .. }) => refused(StatusCode::CONFLICT, &e.to_string()),
+        Err(StoreError::Transition(e)) => refused(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("please try again in a minute ({e})"),
+        ),
+    }
+}

@@ -1,0 +1,206 @@
+//! One-click actions from the alert email, without a login.
+//!
+//! A link carries a token: claims (case, action, case version, expiry, a
+//! nonce) and an HMAC-SHA256 over them with a server key. The token proves
+//! the server issued it for that case and action; the version makes it stale
+//! once the case has moved on; the nonce lets the store make it single use.
+//! Pure: time and the nonce are parameters.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::case::{Command, ContactOutcome};
+
+/// What a link does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", content = "cause", rename_all = "snake_case")]
+pub enum LinkAction {
+    /// "I'm on it".
+    Acknowledge,
+    Reached,
+    Voicemail,
+    NoAnswer,
+    /// "Resolved: ⟨root cause⟩".
+    Resolve(String),
+    /// "Not my store": a reassignment request for ops.
+    NotMine,
+}
+
+impl LinkAction {
+    /// The button text (English; templates may use their own).
+    pub fn label(&self) -> String {
+        match self {
+            LinkAction::Acknowledge => "I'm on it".into(),
+            LinkAction::Reached => "Customer reached".into(),
+            LinkAction::Voicemail => "Voicemail".into(),
+            LinkAction::NoAnswer => "No answer".into(),
+            LinkAction::Resolve(cause) => format!("Resolved: {}", cause.replace('_', " ")),
+            LinkAction::NotMine => "Not my store".into(),
+        }
+    }
+
+    /// The case command this action stands for, with the owner's note.
+    pub fn command(&self, note: Option<String>) -> Command {
+        match self {
+            LinkAction::Acknowledge => Command::Acknowledge { note },
+            LinkAction::Reached => Command::RecordContact {
+                outcome: ContactOutcome::Reached,
+                note,
+            },
+            LinkAction::Voicemail => Command::RecordContact {
+                outcome: ContactOutcome::Voicemail,
+                note,
+            },
+            LinkAction::NoAnswer => Command::RecordContact {
+                outcome: ContactOutcome::NoAnswer,
+                note,
+            },
+            LinkAction::Resolve(cause) => Command::Resolve {
+                root_cause: cause.clone(),
+                note,
+            },
+            LinkAction::NotMine => Command::AddNote {
+                note: format!(
+                    "reassignment requested: not my store{}",
+                    note.map(|n| format!(" ({n})")).unwrap_or_default()
+                ),
+            },
+        }
+    }
+}
+
+/// What a token asserts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkClaims {
+    pub case_id: String,
+    pub action: LinkAction,
+    /// The case version the email was about.
+    pub version: i32,
+    pub expires_at: DateTime<Utc>,
+    /// Makes each token unique, for single use.
+    pub nonce: String,
+}
+
+/// Why a link is refused; shown to the manager on a clear page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("this link is not valid (it may have been cut or altered)")]
+    Malformed,
+    #[error("this link was not issued by closeloop")]
+    BadSignature,
+    #[error("this link expired on {0}")]
+    Expired(DateTime<Utc>),
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("hmac takes keys of any length");
+    mac.update(payload);
+    mac
+}
+
+/// Sign `claims` into a URL-safe token.
+pub fn sign(secret: &[u8], claims: &LinkClaims) -> String {
+    let payload = serde_json::to_vec(claims).expect("claims serialize");
+    let signature = mac(secret, &payload).finalize().into_bytes();
+    format!("{}.{}", B64.encode(&payload), B64.encode(signature))
+}
+
+/// Check a token's signature and expiry at `now`. Staleness and single use
+/// need the case and the store: the caller checks them.
+pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
+    let (payload, signature) = token.split_once('.').ok_or(LinkError::Malformed)?;
+    let payload = B64.decode(payload).map_err(|_| LinkError::Malformed)?;
+    let signature = B64.decode(signature).map_err(|_| LinkError::Malformed)?;
+    mac(secret, &payload)
+        .verify_slice(&signature)
+        .map_err(|_| LinkError::BadSignature)?;
+    let claims: LinkClaims = serde_json::from_slice(&payload).map_err(|_| LinkError::Malformed)?;
+    if claims.expires_at <= now {
+        return Err(LinkError::Expired(claims.expires_at));
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn claims(action: LinkAction) -> LinkClaims {
+        LinkClaims {
+            case_id: "c-1".into(),
+            action,
+            version: 3,
+            expires_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap(),
+            nonce: "n-1".into(),
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_refuse_tampering() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+        let token = sign(
+            b"server-key",
+            &claims(LinkAction::Resolve("delivery_delay".into())),
+        );
+        assert!(
+            !token.contains('/') && !token.contains('+'),
+            "URL-safe: {token}"
+        );
+        assert_eq!(
+            verify(b"server-key", &token, now).unwrap(),
+            claims(LinkAction::Resolve("delivery_delay".into()))
+        );
+
+        // (token, expected refusal)
+        let forged = sign(b"another-key", &claims(LinkAction::Acknowledge));
+        let (payload, signature) = token.split_once('.').unwrap();
+        let other_payload = B64.encode(serde_json::to_vec(&claims(LinkAction::NotMine)).unwrap());
+        let swapped = format!("{other_payload}.{signature}");
+        let cases = [
+            (forged.as_str(), LinkError::BadSignature),
+            (swapped.as_str(), LinkError::BadSignature),
+            (payload, LinkError::Malformed),
+            ("not a token", LinkError::Malformed),
+            ("a.b", LinkError::Malformed),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(
+                verify(b"server-key", token, now).unwrap_err(),
+                expected,
+                "{token}"
+            );
+        }
+        let later = Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
+        assert!(matches!(
+            verify(b"server-key", &token, later),
+            Err(LinkError::Expired(_))
+        ));
+    }
+
+    #[test]
+    fn actions_map_to_commands() {
+        assert_eq!(
+            LinkAction::Acknowledge.command(None),
+            Command::Acknowledge { note: None }
+        );
+        assert_eq!(
+            LinkAction::Voicemail.command(Some("left a message".into())),
+            Command::RecordContact {
+                outcome: ContactOutcome::Voicemail,
+                note: Some("left a message".into())
+            }
+        );
+        assert!(
+            matches!(LinkAction::NotMine.command(None), Command::AddNote { note } if note.contains("not my store"))
+        );
+        assert_eq!(
+            LinkAction::Resolve("billing".into()).label(),
+            "Resolved: billing"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The one-click action links of alert emails (tokens: `closeloop_core::links`).
+
+use chrono::{DateTime, Utc};
+use closeloop_core::links::{sign, LinkAction, LinkClaims};
+use closeloop_store::CaseView;
+use serde::Serialize;
+
+/// One action link, as templates see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionLink {
+    /// acknowledge, reached, voicemail, no_answer, resolve, not_mine.
+    pub kind: &'static str,
+    /// The root cause, for `resolve`.
+    pub cause: Option<String>,
+    /// English button text.
+    pub label: String,
+    pub url: String,
+}
+
+/// Signs action links for cases.
+#[derive(Clone)]
+pub struct LinkSigner {
+    secret: Vec<u8>,
+    public_url: String,
+    ttl: chrono::Duration,
+    root_causes: Vec<String>,
+}
+
+impl std::fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSigner")
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl LinkSigner {
+    pub fn new(
+        secret: &[u8],
+        public_url: &str,
+        ttl: chrono::Duration,
+        root_causes: Vec<String>,
+    ) -> Self {
+        LinkSigner {
+            secret: secret.to_vec(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            ttl,
+            root_causes,
+        }
+    }
+
+    /// Every action link for `case` at its current version, valid for the TTL.
+    pub fn links(&self, case: &CaseView, now: DateTime<Utc>) -> Vec<ActionLink> {
+        let mut actions = vec![
+            ("acknowledge", None, LinkAction::Acknowledge),
+            ("reached", None, LinkAction::Reached),
+            ("voicemail", None, LinkAction::Voicemail),
+            ("no_answer", None, LinkAction::NoAnswer),
+        ];
+        for cause in &self.root_causes {
+            actions.push((
+                "resolve",
+                Some(cause.clone()),
+                LinkAction::Resolve(cause.clone()),
+            ));
+        }
+        actions.push(("not_mine", None, LinkAction::NotMine));
+        actions
+            .into_iter()
+            .map(|(kind, cause, action)| {
+                let claims = LinkClaims {
+                    case_id: case.id.to_string(),
+                    action: action.clone(),
+                    version: case.version,
+                    expires_at: now + self.ttl,
+                    nonce: uuid::Uuid::new_v4().simple().to_string(),
+                };
+                ActionLink {
+                    kind,
+                    cause,
+                    label: action.label(),
+                    url: format!("{}/a/{}", self.public_url, sign(&self.secret, &claims)),
+                }
+            })
+            .collect()
+    }
+}
