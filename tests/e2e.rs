@@ -308,6 +308,10 @@ async fn the_story_closes_the_loop() {
         (Some(1), Some(1))
     );
     assert!(row["p50_resolve_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        row["top_root_causes"],
+        json!([{"root_cause": "delivery_delay", "cases": 1}])
+    );
 
     // The page linked from the email shows the case.
     let page = client
@@ -394,6 +398,56 @@ async fn publishing_twice_creates_nothing_new() {
         env.webhooks.received().len(),
         expected_webhooks,
         "no new webhook"
+    );
+
+    // Scores of every event received, not only the flagged ones.
+    let (mut n, mut promoters, mut detractors, mut csat_n, mut satisfied, mut ces_n, mut ces_sum) =
+        (0, 0, 0, 0, 0, 0, 0);
+    for line in &lines {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if event["location"]["region"] != "FR-ARA" {
+            continue;
+        }
+        if let Some(nps) = event["scores"]["nps"].as_i64() {
+            n += 1;
+            promoters += i64::from(nps >= 9);
+            detractors += i64::from(nps <= 6);
+        }
+        if let Some(csat) = event["scores"]["csat"].as_i64() {
+            csat_n += 1;
+            satisfied += i64::from(csat >= 4);
+        }
+        if let Some(ces) = event["scores"]["ces"].as_i64() {
+            ces_n += 1;
+            ces_sum += ces;
+        }
+    }
+    let scores: Value =
+        reqwest::get(env.api("/v1/metrics/scores?group_by=region&from=2026-01-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let ara = scores["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "FR-ARA")
+        .expect("FR-ARA scores");
+    let round = |x: f64, digits: i32| (x * 10f64.powi(digits)).round() / 10f64.powi(digits);
+    assert_eq!(ara["nps_responses"].as_i64(), Some(n));
+    assert_eq!(
+        ara["nps"].as_f64(),
+        Some(round(100.0 * (promoters - detractors) as f64 / n as f64, 1))
+    );
+    assert_eq!(
+        ara["csat"].as_f64(),
+        Some(round(100.0 * satisfied as f64 / csat_n as f64, 1))
+    );
+    assert_eq!(
+        ara["ces"].as_f64(),
+        Some(round(ces_sum as f64 / ces_n as f64, 2))
     );
 }
 

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rules/reload", post(rules_reload))
         .route("/metrics", get(metrics))
         .route("/v1/metrics/loop", get(loop_metrics))
+        .route("/v1/metrics/scores", get(score_metrics))
         .route("/cases/{id}", get(case_page))
         .route("/a/{token}", get(links::confirm).post(links::apply))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -391,7 +392,25 @@ async fn loop_metrics(
         .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
     let from = query.from.unwrap_or(to - chrono::Duration::days(30));
     let rows = state.store.loop_metrics(column, from, to).await?;
-    Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
+    let causes = state.store.top_root_causes(column, from, to).await?;
+    let groups: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = serde_json::to_value(row).unwrap_or_default();
+            let top: Vec<Value> = causes
+                .iter()
+                .filter(|c| c.group == row.group)
+                .take(5)
+                .map(|c| json!({"root_cause": c.root_cause, "cases": c.cases}))
+                .collect();
+            value["top_root_causes"] = json!(top);
+            value
+        })
+        .collect();
+    Ok(
+        Json(json!({"group_by": group_by, "from": from, "to": to, "groups": groups}))
+            .into_response(),
+    )
 }
 
 async fn case_page(
@@ -716,6 +735,33 @@ async fn expire_silence(
         .ok_or_else(|| ApiError::NotFound(format!("silence {id} not found")))?;
     tracing::info!(silence = %id, "silence expired");
     Ok(Json(silence_json(&silence, now)).into_response())
+}
+
+/// `GET /v1/metrics/scores?group_by=store|region|touchpoint|day&from=&to=`:
+/// NPS, CSAT and CES of every event received, not only the flagged ones.
+async fn score_metrics(
+    State(state): State<AppState>,
+    query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let group_by = query.group_by.as_deref().unwrap_or("store");
+    let expr = match group_by {
+        "store" => "store_id",
+        "region" => "region",
+        "touchpoint" => "touchpoint",
+        "day" => "(occurred_at AT TIME ZONE 'UTC')::date",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "group_by: must be one of store, region, touchpoint, day (got \"{other}\")"
+            )))
+        }
+    };
+    let to = query
+        .to
+        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+    let from = query.from.unwrap_or(to - chrono::Duration::days(90));
+    let rows = state.store.score_metrics(expr, from, to).await?;
+    Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView, Lin
 pub use digest::DigestPayload;
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
-pub use metrics::LoopMetricsRow;
+pub use metrics::{LoopMetricsRow, RootCauseRow, ScoreRow};
 pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };

@@ -51,3 +51,75 @@ impl Store {
             .await?)
     }
 }
+
+/// Score figures of every event received (alerting or not) in one group.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ScoreRow {
+    pub group: Option<String>,
+    pub responses: i64,
+    pub nps_responses: i64,
+    /// % promoters − % detractors, from −100 to 100.
+    pub nps: Option<f64>,
+    pub csat_responses: i64,
+    /// % satisfied (4–5).
+    pub csat: Option<f64>,
+    pub ces_responses: i64,
+    /// Mean CES (1–7).
+    pub ces: Option<f64>,
+}
+
+/// A root cause and how many resolved cases gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RootCauseRow {
+    pub group: Option<String>,
+    pub root_cause: String,
+    pub cases: i64,
+}
+
+impl Store {
+    /// NPS, CSAT and CES of the events that occurred in `[from, to)`,
+    /// grouped by `group_expr` (a column or `occurred_at::date`).
+    pub async fn score_metrics(
+        &self,
+        group_expr: &'static str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ScoreRow>> {
+        let sql = format!(
+            "SELECT {group_expr}::text AS \"group\",
+                    count(*) AS responses,
+                    count(nps) AS nps_responses,
+                    round((100.0 * (count(*) FILTER (WHERE nps >= 9) - count(*) FILTER (WHERE nps <= 6)) / nullif(count(nps), 0))::numeric, 1)::float8 AS nps,
+                    count(csat) AS csat_responses,
+                    round((100.0 * count(*) FILTER (WHERE csat >= 4) / nullif(count(csat), 0))::numeric, 1)::float8 AS csat,
+                    count(ces) AS ces_responses,
+                    round(avg(ces)::numeric, 2)::float8 AS ces
+             FROM feedback_events WHERE occurred_at >= $1 AND occurred_at < $2
+             GROUP BY 1 ORDER BY 1"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The most given root causes of cases opened in `[from, to)`, per group.
+    pub async fn top_root_causes(
+        &self,
+        group_column: &'static str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RootCauseRow>> {
+        let sql = format!(
+            "SELECT {group_column} AS \"group\", root_cause, count(*) AS cases
+             FROM cases WHERE root_cause IS NOT NULL AND created_at >= $1 AND created_at < $2
+             GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
