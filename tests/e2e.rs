@@ -1222,3 +1222,78 @@ async fn one_click_links_from_the_email() {
         "refused links change nothing"
     );
 }
+
+/// Waiting on the customer pauses and resumes; a reassignment moves the case
+/// to another owner of the directory, who gets the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_resume_and_reassign() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let event_id = format!("reassign-{}", env.name);
+    env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
+    let case_id = case_id_of(&env, &event_id).await;
+    let client = reqwest::Client::new();
+    let url = |action: &str| env.api(&format!("/v1/cases/{case_id}/{action}"));
+
+    let (status, body) = post(&client, url("wait"), json!({"actor": "claire.martin"})).await;
+    assert_eq!(status, 409, "an open case cannot wait: {body}");
+    post(
+        &client,
+        url("acknowledge"),
+        json!({"actor": "claire.martin"}),
+    )
+    .await;
+    let (status, body) = post(
+        &client,
+        url("wait"),
+        json!({"actor": "claire.martin", "note": "customer sends photos"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("waiting_on_customer")),
+        "{body}"
+    );
+    let (status, body) = post(&client, url("resume"), json!({"actor": "claire.martin"})).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("acknowledged")),
+        "{body}"
+    );
+
+    let (status, body) = post(
+        &client,
+        url("reassign"),
+        json!({"actor": "claire.martin", "owner": "ghost", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown owner \"ghost\""));
+    let (status, body) = post(
+        &client,
+        url("reassign"),
+        json!({"actor": "claire.martin", "owner": "rm-fr-ara", "reason": "order from LYON-01"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["owner_id"].as_str(), body["owner_name"].as_str()),
+        (Some("rm-fr-ara"), Some("Julien Faure"))
+    );
+    let last = body["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["note"].as_str()),
+        (Some("reassign"), Some("order from LYON-01"))
+    );
+    assert_eq!(last["details"]["owner"], "rm-fr-ara");
+    eventually("the new owner's email", LONG, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "julien.faure@closeloop.local")
+    })
+    .await;
+}

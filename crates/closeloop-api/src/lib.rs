@@ -39,6 +39,8 @@ pub trait RulesControl: Send + Sync {
     fn status(&self) -> Value;
     /// Reload from the files; `Err` (the refusal) leaves the last good rules active.
     fn reload(&self) -> Result<Value, String>;
+    /// An owner of the active directory.
+    fn owner(&self, id: &str) -> Option<closeloop_core::Owner>;
 }
 
 /// Prometheus text exposition of the service's counters.
@@ -82,6 +84,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/resolve", post(resolve))
         .route("/v1/cases/{id}/reopen", post(reopen))
         .route("/v1/cases/{id}/close", post(close))
+        .route("/v1/cases/{id}/wait", post(wait_on_customer))
+        .route("/v1/cases/{id}/resume", post(resume))
+        .route("/v1/cases/{id}/reassign", post(reassign))
         .route("/v1/cases/{id}/trace", get(case_trace))
         .route("/v1/deliveries", get(list_deliveries))
         .route("/v1/deliveries/replay", post(replay_deliveries))
@@ -762,6 +767,60 @@ async fn score_metrics(
     let from = query.from.unwrap_or(to - chrono::Duration::days(90));
     let rows = state.store.score_metrics(expr, from, to).await?;
     Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
+}
+
+async fn wait_on_customer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(
+        &state,
+        &id,
+        Command::WaitOnCustomer { note: b.note },
+        &b.actor,
+    )
+    .await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(&state, &id, Command::Resume { note: b.note }, &b.actor).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    actor: String,
+    owner: String,
+    reason: String,
+}
+
+/// Give the case to another owner of the directory, with a reason.
+async fn reassign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ReassignBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let id = parse_id(&id)?;
+    let owner = rules_control(&state)?.owner(&b.owner).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "owner: unknown owner \"{}\" (not in the owner directory)",
+            b.owner
+        ))
+    })?;
+    let detail = state
+        .store
+        .reassign(id, &owner, &b.reason, &b.actor, (state.now)())
+        .await?;
+    tracing::info!(case = %id, owner = %owner.id, actor = %b.actor, "case reassigned");
+    Ok(Json(detail).into_response())
 }
 
 #[cfg(test)]

@@ -29,16 +29,20 @@ pub enum Status {
     Resolved,
     Closed,
     Reopened,
+    /// The owner waits for the customer (a document, a visit): the case is
+    /// still theirs, but its clocks are paused.
+    WaitingOnCustomer,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Open,
         Status::Acknowledged,
         Status::Contacted,
         Status::Resolved,
         Status::Closed,
         Status::Reopened,
+        Status::WaitingOnCustomer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Status {
             Status::Resolved => "resolved",
             Status::Closed => "closed",
             Status::Reopened => "reopened",
+            Status::WaitingOnCustomer => "waiting_on_customer",
         }
     }
 
@@ -110,6 +115,19 @@ pub enum Command {
     Close {
         note: Option<String>,
     },
+    /// Pause: waiting for the customer.
+    WaitOnCustomer {
+        note: Option<String>,
+    },
+    /// The customer is back: work resumes.
+    Resume {
+        note: Option<String>,
+    },
+    /// Give the case to another owner (checked against the directory by the caller).
+    Reassign {
+        owner_id: String,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -122,6 +140,9 @@ impl Command {
             Command::Resolve { .. } => "resolve",
             Command::Reopen { .. } => "reopen",
             Command::Close { .. } => "close",
+            Command::WaitOnCustomer { .. } => "wait",
+            Command::Resume { .. } => "resume",
+            Command::Reassign { .. } => "reassign",
         }
     }
 }
@@ -162,6 +183,8 @@ impl CaseEventType {
 pub enum Effect {
     /// Tell the owner's webhook endpoint (if any) about the change.
     NotifyWebhook(CaseEventType),
+    /// The case now belongs to this owner: update it and tell them.
+    ChangeOwner(String),
 }
 
 /// The mutable part of a case that transitions act on.
@@ -286,7 +309,7 @@ impl CaseState {
             }
             Command::Resolve { root_cause, note } => {
                 match from {
-                    Status::Acknowledged | Status::Contacted => {}
+                    Status::Acknowledged | Status::Contacted | Status::WaitingOnCustomer => {}
                     Status::Open | Status::Reopened => {
                         return Err(TransitionError::NotAcknowledged { status: from })
                     }
@@ -337,6 +360,49 @@ impl CaseState {
                 (
                     note.clone(),
                     vec![Effect::NotifyWebhook(CaseEventType::Updated)],
+                )
+            }
+            Command::WaitOnCustomer { note } => {
+                if !matches!(from, Status::Acknowledged | Status::Contacted) {
+                    return Err(refuse());
+                }
+                next.status = Status::WaitingOnCustomer;
+                (
+                    note.clone(),
+                    vec![Effect::NotifyWebhook(CaseEventType::Updated)],
+                )
+            }
+            Command::Resume { note } => {
+                if from != Status::WaitingOnCustomer {
+                    return Err(refuse());
+                }
+                next.status = if next.first_contact_at.is_some() {
+                    Status::Contacted
+                } else {
+                    Status::Acknowledged
+                };
+                (
+                    note.clone(),
+                    vec![Effect::NotifyWebhook(CaseEventType::Updated)],
+                )
+            }
+            Command::Reassign { owner_id, reason } => {
+                if !from.is_active() {
+                    return Err(refuse());
+                }
+                if reason.trim().is_empty() {
+                    return Err(TransitionError::MissingText { field: "reason" });
+                }
+                if owner_id.trim().is_empty() {
+                    return Err(TransitionError::MissingText { field: "owner" });
+                }
+                details = serde_json::json!({ "owner": owner_id });
+                (
+                    Some(reason.clone()),
+                    vec![
+                        Effect::ChangeOwner(owner_id.clone()),
+                        Effect::NotifyWebhook(CaseEventType::Updated),
+                    ],
                 )
             }
         };
@@ -479,6 +545,66 @@ mod tests {
                 Open,
                 Command::AddNote { note: "".into() },
                 Err("note must not be empty"),
+            ),
+            (
+                Contacted,
+                Command::WaitOnCustomer { note: None },
+                Ok(WaitingOnCustomer),
+            ),
+            (
+                Acknowledged,
+                Command::WaitOnCustomer { note: None },
+                Ok(WaitingOnCustomer),
+            ),
+            (
+                Open,
+                Command::WaitOnCustomer { note: None },
+                Err("cannot wait a case that is open"),
+            ),
+            (
+                WaitingOnCustomer,
+                Command::Resume { note: None },
+                Ok(Acknowledged),
+            ),
+            (
+                Contacted,
+                Command::Resume { note: None },
+                Err("cannot resume a case that is contacted"),
+            ),
+            (
+                WaitingOnCustomer,
+                contact(ContactOutcome::Reached),
+                Ok(Contacted),
+            ),
+            (WaitingOnCustomer, resolve("delivery_delay"), Ok(Resolved)),
+            (
+                WaitingOnCustomer,
+                ack(),
+                Err("cannot acknowledge a case that is waiting_on_customer"),
+            ),
+            (
+                Open,
+                Command::Reassign {
+                    owner_id: "rm-ara".into(),
+                    reason: "not my store".into(),
+                },
+                Ok(Open),
+            ),
+            (
+                Contacted,
+                Command::Reassign {
+                    owner_id: "rm-ara".into(),
+                    reason: " ".into(),
+                },
+                Err("reason must not be empty"),
+            ),
+            (
+                Resolved,
+                Command::Reassign {
+                    owner_id: "rm-ara".into(),
+                    reason: "x".into(),
+                },
+                Err("cannot reassign a case that is resolved"),
             ),
         ];
         for (from, command, expected) in cases {

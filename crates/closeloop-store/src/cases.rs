@@ -5,7 +5,9 @@
 //! webhook for the owner commit together.
 
 use chrono::{DateTime, Utc};
-use closeloop_core::{CaseEventType, CaseState, Command, Effect, FeedbackEvent, Severity, Status};
+use closeloop_core::{
+    CaseEventType, CaseState, Command, Effect, FeedbackEvent, Owner, Severity, Status,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -85,6 +87,14 @@ pub struct LinkUse<'a> {
     pub version: i32,
     pub nonce: &'a str,
     pub action: &'a str,
+}
+
+/// What a command may need besides the case.
+struct ApplyContext<'a> {
+    root_causes: &'a [String],
+    link: Option<LinkUse<'a>>,
+    /// For a reassignment: the new owner, from the directory.
+    new_owner: Option<&'a Owner>,
 }
 
 /// Filters for listing cases; all optional.
@@ -257,8 +267,18 @@ impl Store {
         now: DateTime<Utc>,
         root_causes: &[String],
     ) -> Result<CaseDetail> {
-        self.apply_checked(id, command, actor, now, root_causes, None)
-            .await
+        self.apply_checked(
+            id,
+            command,
+            actor,
+            now,
+            ApplyContext {
+                root_causes,
+                link: None,
+                new_owner: None,
+            },
+        )
+        .await
     }
 
     /// Apply the command of a one-click link: only if the case is still at
@@ -278,8 +298,40 @@ impl Store {
             command,
             actor,
             now,
-            root_causes,
-            Some((link.version, link.nonce, link.action)),
+            ApplyContext {
+                root_causes,
+                link: Some(link),
+                new_owner: None,
+            },
+        )
+        .await
+    }
+
+    /// Give an active case to `owner` (found in the directory by the caller),
+    /// with a reason; the new owner gets the alert email and, with a webhook
+    /// endpoint, the case.updated webhook.
+    pub async fn reassign(
+        &self,
+        id: Uuid,
+        owner: &Owner,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CaseDetail> {
+        let command = Command::Reassign {
+            owner_id: owner.id.clone(),
+            reason: reason.to_owned(),
+        };
+        self.apply_checked(
+            id,
+            &command,
+            actor,
+            now,
+            ApplyContext {
+                root_causes: &[],
+                link: None,
+                new_owner: Some(owner),
+            },
         )
         .await
     }
@@ -290,9 +342,9 @@ impl Store {
         command: &Command,
         actor: &str,
         now: DateTime<Utc>,
-        root_causes: &[String],
-        link: Option<(i32, &str, &str)>,
+        ctx: ApplyContext<'_>,
     ) -> Result<CaseDetail> {
+        let root_causes = ctx.root_causes;
         let mut tx = self.pool.begin().await?;
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE");
         let row: CaseRow = sqlx::query_as(&sql)
@@ -300,7 +352,12 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::CaseNotFound(id))?;
-        if let Some((version, nonce, action)) = link {
+        if let Some(LinkUse {
+            version,
+            nonce,
+            action,
+        }) = ctx.link
+        {
             // The case row is locked: two clicks of one link serialize here.
             let used: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_links WHERE nonce = $1)")
@@ -381,10 +438,47 @@ impl Store {
         view.root_cause = next.root_cause.clone();
         view.contact_attempts = next.contact_attempts;
         view.resolved_by = resolved_by;
+        let mut webhook_url = webhook_url;
+        let mut outbox = OutboxRows::default();
+        for effect in &transition.effects {
+            let Effect::ChangeOwner(owner_id) = effect else {
+                continue;
+            };
+            let owner = ctx.new_owner.filter(|o| &o.id == owner_id).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "reassignment to {owner_id} without its directory entry"
+                ))
+            })?;
+            sqlx::query(
+                "UPDATE cases SET owner_id = $2, owner_name = $3, owner_email = $4, owner_webhook_url = $5, owner_locale = $6
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&owner.id)
+            .bind(&owner.name)
+            .bind(&owner.email)
+            .bind(&owner.webhook_url)
+            .bind(&owner.locale)
+            .execute(&mut *tx)
+            .await?;
+            view.owner_id = owner.id.clone();
+            view.owner_name = owner.name.clone();
+            view.owner_locale = owner.locale.clone();
+            webhook_url = owner.webhook_url.clone();
+            // The new owner learns of the case as its first owner did.
+            outbox.push(
+                id,
+                "email",
+                CaseEventType::Updated,
+                &owner.email,
+                webhook_body(CaseEventType::Updated, &view, now),
+            );
+        }
         if let Some(url) = &webhook_url {
-            let mut outbox = OutboxRows::default();
             for effect in &transition.effects {
-                let Effect::NotifyWebhook(event_type) = effect;
+                let Effect::NotifyWebhook(event_type) = effect else {
+                    continue;
+                };
                 outbox.push(
                     id,
                     "webhook",
@@ -393,8 +487,8 @@ impl Store {
                     webhook_body(*event_type, &view, now),
                 );
             }
-            outbox.insert(&mut tx, now).await?;
         }
+        outbox.insert(&mut tx, now).await?;
         tx.commit().await?;
         self.case_detail(id).await
     }

@@ -150,7 +150,7 @@ impl Store {
             let rows: Vec<(String, Uuid, String, String)> = sqlx::query_as(
                 "SELECT DISTINCT ON (case_key) case_key, id, severity, status FROM cases
                  WHERE case_key = ANY($1) AND created_at >= $2
-                   AND status IN ('open', 'acknowledged', 'contacted', 'reopened')
+                   AND status IN ('open', 'acknowledged', 'contacted', 'reopened', 'waiting_on_customer')
                  ORDER BY case_key, created_at DESC",
             )
             .bind(&keys)

@@ -207,6 +207,10 @@ impl closeloop_api::RulesControl for RulesApi {
         serde_json::to_value(self.0.status()).unwrap_or_default()
     }
 
+    fn owner(&self, id: &str) -> Option<closeloop_core::Owner> {
+        self.0.current().owners().get(id).cloned()
+    }
+
     fn reload(&self) -> Result<serde_json::Value, String> {
         self.0
             .reload("api")
