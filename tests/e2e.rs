@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 const LONG: Duration = Duration::from_secs(120);
 const SHORT: Duration = Duration::from_secs(30);
+/// For the heaviest test (2,000 events, small batches): headroom on a loaded machine.
+const VERY_LONG: Duration = Duration::from_secs(300);
 
 fn story_event(event_id: &str) -> Value {
     json!({
@@ -511,7 +513,7 @@ async fn poison_messages_go_to_the_dead_letter_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_and_duplicates_nothing() {
     let env = TestEnv::new(Options {
-        batch_max: 10,
+        batch_max: 20,
         ..Options::default()
     })
     .await;
@@ -531,7 +533,7 @@ async fn kill_9_mid_stream_loses_and_duplicates_nothing() {
     env.publish(&env.write_events("sample.jsonl", &lines));
 
     let mut service = env.start_service().await;
-    eventually("the first cases", LONG, || async {
+    eventually("the first cases", VERY_LONG, || async {
         (env.count("SELECT count(*) FROM cases").await > 0).then_some(())
     })
     .await;
@@ -544,8 +546,8 @@ async fn kill_9_mid_stream_loses_and_duplicates_nothing() {
     );
 
     let _restarted = env.start_service().await;
-    env.wait_caught_up(LONG).await;
-    eventually("every notification sent", LONG, || async {
+    env.wait_caught_up(VERY_LONG).await;
+    eventually("every notification sent", VERY_LONG, || async {
         (env.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
             .await
             == expected_notifications as i64)

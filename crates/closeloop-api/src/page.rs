@@ -37,17 +37,7 @@ pub fn render(detail: &CaseDetail, root_causes: &[String]) -> String {
     if let Some(phone) = &event.customer.phone {
         rows.push(("Phone", phone.clone()));
     }
-    let scores = &event.scores;
-    let score_text = [
-        scores.nps.map(|s| format!("NPS {}", s.value())),
-        scores.csat.map(|s| format!("CSAT {}", s.value())),
-        scores.ces.map(|s| format!("CES {}", s.value())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(", ");
-    rows.push(("Scores", score_text));
+    rows.push(("Scores", event.scores.summary()));
     rows.push((
         "Store",
         event

@@ -473,43 +473,37 @@ fn field(name: &str) -> Option<Operand> {
 
 fn class_condition(score: ScoreField, values: &[String]) -> Result<Condition, String> {
     use crate::scoring::{CesClass, CsatClass, NpsClass};
-    let parse = |v: &String| {
-        serde_json::from_value::<serde_json::Value>(serde_json::Value::String(v.clone())).ok()
-    };
-    let bad = |v: &str, allowed: &str| {
-        format!("unknown {}_class \"{v}\"; one of {allowed}", score.name())
-    };
+    /// Each value as a class of `T`, or the error listing the allowed ones.
+    fn parse<T: serde::de::DeserializeOwned>(
+        score: ScoreField,
+        values: &[String],
+        allowed: &str,
+    ) -> Result<Vec<T>, String> {
+        values
+            .iter()
+            .map(|v| {
+                serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
+                    format!("unknown {}_class \"{v}\"; one of {allowed}", score.name())
+                })
+            })
+            .collect()
+    }
     Ok(match score {
-        ScoreField::Nps => Condition::NpsClassIn(
-            values
-                .iter()
-                .map(|v| {
-                    parse(v)
-                        .and_then(|j| serde_json::from_value::<NpsClass>(j).ok())
-                        .ok_or_else(|| bad(v, "detractor, passive, promoter"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        ScoreField::Csat => Condition::CsatClassIn(
-            values
-                .iter()
-                .map(|v| {
-                    parse(v)
-                        .and_then(|j| serde_json::from_value::<CsatClass>(j).ok())
-                        .ok_or_else(|| bad(v, "dissatisfied, neutral, satisfied"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        ScoreField::Ces => Condition::CesClassIn(
-            values
-                .iter()
-                .map(|v| {
-                    parse(v)
-                        .and_then(|j| serde_json::from_value::<CesClass>(j).ok())
-                        .ok_or_else(|| bad(v, "high_effort, neutral, low_effort"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        ScoreField::Nps => Condition::NpsClassIn(parse::<NpsClass>(
+            score,
+            values,
+            "detractor, passive, promoter",
+        )?),
+        ScoreField::Csat => Condition::CsatClassIn(parse::<CsatClass>(
+            score,
+            values,
+            "dissatisfied, neutral, satisfied",
+        )?),
+        ScoreField::Ces => Condition::CesClassIn(parse::<CesClass>(
+            score,
+            values,
+            "high_effort, neutral, low_effort",
+        )?),
     })
 }
 

@@ -80,6 +80,21 @@ pub struct Scores {
     pub ces: Option<Ces>,
 }
 
+impl Scores {
+    /// "NPS 3, CES 2": the scores present, in a fixed order.
+    pub fn summary(&self) -> String {
+        [
+            self.nps.map(|s| format!("NPS {}", s.value())),
+            self.csat.map(|s| format!("CSAT {}", s.value())),
+            self.ces.map(|s| format!("CES {}", s.value())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 /// Who answered. `email` and `phone` are personal data: shown to the owner,
 /// never logged in clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +499,7 @@ mod tests {
         assert_eq!(event.scores.csat, None);
         assert_eq!(event.location.store_id.as_deref(), Some("LYON-02"));
         assert_eq!(event.attributes.len(), 4);
+        assert_eq!(event.scores.summary(), "NPS 3, CES 2");
         assert_eq!(event.occurred_at.offset().local_minus_utc(), 3600);
     }
 

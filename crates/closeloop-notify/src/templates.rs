@@ -97,16 +97,7 @@ struct DigestContext<'a> {
 
 /// "NPS 3, CES 2": the scores present, in a fixed order.
 pub fn scores_text(case: &CaseView) -> String {
-    let scores = &case.event.scores;
-    [
-        scores.nps.map(|s| format!("NPS {}", s.value())),
-        scores.csat.map(|s| format!("CSAT {}", s.value())),
-        scores.ces.map(|s| format!("CES {}", s.value())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(", ")
+    case.event.scores.summary()
 }
 
 fn context<'a>(case: &'a CaseView, actions: &'a [crate::links::ActionLink]) -> AlertContext<'a> {
