@@ -1299,3 +1299,70 @@ async fn wait_resume_and_reassign() {
     })
     .await;
 }
+
+/// The broker goes away and comes back on its durable storage: the service
+/// keeps running, reconnects by itself and catches up, and every event has
+/// exactly its case. (`make test` keeps the outage short; the scenario is the
+/// same for longer ones.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_rides_out_a_broker_outage() {
+    let mut broker = Broker::start();
+    let env = TestEnv::new(Options {
+        kafka: Some(broker.address()),
+        ..Options::default()
+    })
+    .await;
+    let mut service = env.start_service().await;
+    let lines = sample_lines(400);
+    let policy = env.policy();
+    let expected = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| {
+                policy
+                    .decide(&closeloop_core::parse_event(l.as_bytes(), 1 << 20).unwrap())
+                    .is_some()
+            })
+            .count() as i64
+    };
+    env.publish(&env.write_events("before.jsonl", &lines[..200]));
+    let before = expected(&lines[..200]);
+    eventually("the cases before the outage", LONG, || async {
+        (env.count("SELECT count(*) FROM cases").await == before).then_some(())
+    })
+    .await;
+
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        service.child.try_wait().unwrap().is_none(),
+        "the service survives the outage:\n{}",
+        service.log_text()
+    );
+    let ready = reqwest::get(env.api("/readyz")).await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "readiness follows the database, which is fine"
+    );
+
+    broker.restart();
+    env.publish(&env.write_events("after.jsonl", &lines[200..]));
+    let all = expected(&lines);
+    eventually("the cases after the outage", LONG, || async {
+        (env.count("SELECT count(*) FROM cases").await == all).then_some(())
+    })
+    .await;
+    env.wait_caught_up(LONG).await;
+    assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 400);
+    assert_eq!(
+        env.count("SELECT count(DISTINCT event_id) FROM cases")
+            .await,
+        all,
+        "no duplicate case"
+    );
+    assert!(
+        service.child.try_wait().unwrap().is_none(),
+        "no manual restart was needed"
+    );
+}

@@ -344,6 +344,8 @@ pub struct Options {
     /// Keep the owners' `digest` settings. Off by default: with the real
     /// clock, a run crossing an hour would build a digest at random.
     pub digests: bool,
+    /// Use this broker instead of the shared one (a [`Broker`] of the test's own).
+    pub kafka: Option<String>,
 }
 
 impl Default for Options {
@@ -352,6 +354,7 @@ impl Default for Options {
             batch_max: 200,
             partitions: 3,
             digests: false,
+            kafka: None,
         }
     }
 }
@@ -378,8 +381,9 @@ impl TestEnv {
     pub async fn new(options: Options) -> Self {
         let admin_url = std::env::var("CLOSELOOP_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let kafka =
-            std::env::var("CLOSELOOP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let kafka = options.kafka.clone().unwrap_or_else(|| {
+            std::env::var("CLOSELOOP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+        });
         let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let db_url = format!("{}/closeloop_{name}", admin_url.trim_end_matches('/'));
         let dir = TempDir::new().unwrap();
@@ -790,4 +794,73 @@ pub fn sample_lines(n: usize) -> Vec<String> {
         .take(n)
         .map(str::to_owned)
         .collect()
+}
+
+/// A Kafka broker of the test's own (tansu on durable sqlite storage), so a
+/// test can stop and restart it without disturbing the others.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Self {
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new().unwrap(),
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("tansu.log")).unwrap())
+            .spawn()
+            .expect("tansu is installed (make test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill the broker, as a crash or an outage would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
