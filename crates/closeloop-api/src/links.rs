@@ -10,14 +10,8 @@ use closeloop_store::StoreError;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::page::escape;
 use crate::AppState;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use closeloop_store::CaseDetail;
 
-fn escape(text: &str) -> String {
+/// HTML-escape `text` for the pages of this crate.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

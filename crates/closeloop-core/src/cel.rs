@@ -326,56 +326,24 @@ impl Compiler<'_> {
                 "`in` needs a list literal on its right, e.g. store in [\"LYON-01\"]".into(),
             ));
         };
+        let strings = |item: Operand| match item {
+            Operand::Str(s) => Ok(s),
+            other => Err(other),
+        };
         match element {
-            Operand::Text(text) => {
-                let values = items
-                    .into_iter()
-                    .map(|item| match item {
-                        Operand::Str(s) => Ok(s),
-                        other => Err((
-                            id,
-                            format!(
-                                "type mismatch: {} in a list holding {}",
-                                text.name(),
-                                other.describe()
-                            ),
-                        )),
-                    })
-                    .collect::<Compiled<Vec<_>>>()?;
-                Ok(Condition::TextIn(text, values))
-            }
+            Operand::Text(text) => Ok(Condition::TextIn(
+                text,
+                list_of(id, items, text.name(), strings)?,
+            )),
             Operand::Score(score) => {
-                let values = items
-                    .into_iter()
-                    .map(|item| match item {
-                        Operand::Int(v) => Ok(Condition::ScoreCmp(score, CmpOp::Eq, v)),
-                        other => Err((
-                            id,
-                            format!(
-                                "type mismatch: {} in a list holding {}",
-                                score.name(),
-                                other.describe()
-                            ),
-                        )),
-                    })
-                    .collect::<Compiled<Vec<_>>>()?;
-                Ok(Condition::Any(values))
+                let equals = |item: Operand| match item {
+                    Operand::Int(v) => Ok(Condition::ScoreCmp(score, CmpOp::Eq, v)),
+                    other => Err(other),
+                };
+                Ok(Condition::Any(list_of(id, items, score.name(), equals)?))
             }
             Operand::Class(score) => {
-                let values = items
-                    .into_iter()
-                    .map(|item| match item {
-                        Operand::Str(s) => Ok(s),
-                        other => Err((
-                            id,
-                            format!(
-                                "type mismatch: {}_class in a list holding {}",
-                                score.name(),
-                                other.describe()
-                            ),
-                        )),
-                    })
-                    .collect::<Compiled<Vec<_>>>()?;
+                let values = list_of(id, items, &format!("{}_class", score.name()), strings)?;
                 class_condition(score, &values).map_err(|m| (id, m))
             }
             other => Err((
@@ -447,6 +415,30 @@ impl Compiler<'_> {
             _ => Ok(Condition::CommentEnds(fold(&values[0]))),
         }
     }
+}
+
+/// The items of a list literal, each converted by `pick`; an item it gives
+/// back is a type mismatch with `what`, the field on the left of `in`.
+fn list_of<T>(
+    id: u64,
+    items: Vec<Operand>,
+    what: &str,
+    pick: impl Fn(Operand) -> Result<T, Operand>,
+) -> Compiled<Vec<T>> {
+    items
+        .into_iter()
+        .map(|item| {
+            pick(item).map_err(|other| {
+                (
+                    id,
+                    format!(
+                        "type mismatch: {what} in a list holding {}",
+                        other.describe()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn field(name: &str) -> Option<Operand> {

@@ -199,38 +199,56 @@ impl EmailTemplates {
         &self.languages
     }
 
-    /// Render the alert for `case` in its owner's language (primary subtag
-    /// of the locale), falling back to English.
+    /// The template language for `locale`: its primary subtag (`fr-FR` →
+    /// `fr`) when there are templates for it, else English.
+    fn language(&self, locale: &str) -> String {
+        let primary = locale.split('-').next().unwrap_or(FALLBACK).to_lowercase();
+        if self.languages.contains(&primary) {
+            primary
+        } else {
+            FALLBACK.to_owned()
+        }
+    }
+
+    /// Render the alert for `case` in its owner's language.
     pub fn render(
         &self,
         case: &CaseView,
         actions: &[crate::links::ActionLink],
     ) -> Result<RenderedEmail> {
-        let primary = case
-            .owner_locale
-            .split('-')
-            .next()
-            .unwrap_or(FALLBACK)
-            .to_lowercase();
-        let language = if self.languages.contains(&primary) {
-            primary.as_str()
-        } else {
-            FALLBACK
-        };
-        self.render_language(language, case, actions)
+        self.render_language(&self.language(&case.owner_locale), case, actions)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
     }
 
-    /// Render a digest of `cases` in `locale`'s language (English fallback).
+    /// Render a digest of `cases` in `locale`'s language.
     pub fn render_digest(&self, locale: &str, cases: &[CaseView]) -> Result<RenderedEmail> {
-        let primary = locale.split('-').next().unwrap_or(FALLBACK).to_lowercase();
-        let language = if self.languages.contains(&primary) {
-            primary.as_str()
-        } else {
-            FALLBACK
-        };
-        self.render_digest_language(language, cases)
+        self.render_digest_language(&self.language(locale), cases)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    /// Render the three parts of email `kind` (`alert`, `digest`) with `ctx`.
+    fn render_parts(
+        &self,
+        language: &str,
+        kind: &str,
+        ctx: &impl Serialize,
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let render = |part: &str| {
+            self.env
+                .get_template(&format!("{language}/{kind}.{part}"))?
+                .render(ctx)
+        };
+        Ok(RenderedEmail {
+            // A subject is one line, whatever the template's trailing newline.
+            subject: render("subject.txt")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            text: render("txt")?,
+            html: render("html")?,
+        })
     }
 
     fn render_digest_language(
@@ -266,21 +284,7 @@ impl EmailTemplates {
             owner_name: cases.first().map_or("", |c| c.owner_name.as_str()),
             cases: items,
         };
-        let render = |part: &str| {
-            self.env
-                .get_template(&format!("{language}/{part}"))?
-                .render(&ctx)
-        };
-        Ok(RenderedEmail {
-            subject: render("digest.subject.txt")?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-            text: render("digest.txt")?,
-            html: render("digest.html")?,
-        })
+        self.render_parts(language, "digest", &ctx)
     }
 
     fn render_language(
@@ -290,22 +294,7 @@ impl EmailTemplates {
         actions: &[crate::links::ActionLink],
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
         let ctx = context(case, actions);
-        let render = |part: &str| {
-            self.env
-                .get_template(&format!("{language}/{part}"))?
-                .render(&ctx)
-        };
-        Ok(RenderedEmail {
-            // A subject is one line, whatever the template's trailing newline.
-            subject: render("alert.subject.txt")?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-            text: render("alert.txt")?,
-            html: render("alert.html")?,
-        })
+        self.render_parts(language, "alert", &ctx)
     }
 }
 

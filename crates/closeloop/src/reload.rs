@@ -7,7 +7,6 @@
 //! `closeloop_rules_reload_failures_total` metric.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -38,9 +37,8 @@ pub struct ActivePolicy {
     rules_file: PathBuf,
     owners_file: PathBuf,
     policy: RwLock<Arc<Policy>>,
+    /// The counters are part of it: one lock for everything shown.
     status: Mutex<RulesStatus>,
-    reloads: AtomicU64,
-    failures: AtomicU64,
 }
 
 fn load(rules_file: &Path, owners_file: &Path) -> anyhow::Result<(Policy, String)> {
@@ -84,8 +82,6 @@ impl ActivePolicy {
             owners_file: owners_file.to_path_buf(),
             policy: RwLock::new(Arc::new(policy)),
             status: Mutex::new(status),
-            reloads: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
         })
     }
 
@@ -98,14 +94,10 @@ impl ActivePolicy {
     }
 
     pub fn status(&self) -> RulesStatus {
-        let mut status = self
-            .status
+        self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        status.reloads = self.reloads.load(Ordering::Relaxed);
-        status.reload_failures = self.failures.load(Ordering::Relaxed);
-        status
+            .clone()
     }
 
     /// Reload the files. On success the new set is active; on failure the
@@ -116,7 +108,6 @@ impl ActivePolicy {
                 let rules = policy.rules().rules().len();
                 let owners = policy.owners().owners().count();
                 *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
-                self.reloads.fetch_add(1, Ordering::Relaxed);
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
                 let changed = status.version != version;
                 *status = RulesStatus {
@@ -126,8 +117,8 @@ impl ActivePolicy {
                     loaded_at: Utc::now(),
                     last_error: None,
                     last_error_at: None,
-                    reloads: 0,
-                    reload_failures: 0,
+                    reloads: status.reloads + 1,
+                    reload_failures: status.reload_failures,
                 };
                 drop(status);
                 info!(trigger, version = %version, rules, owners, changed, "rules reloaded");
@@ -135,8 +126,8 @@ impl ActivePolicy {
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                self.failures.fetch_add(1, Ordering::Relaxed);
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                status.reload_failures += 1;
                 status.last_error = Some(message.clone());
                 status.last_error_at = Some(Utc::now());
                 drop(status);

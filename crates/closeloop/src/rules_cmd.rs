@@ -77,8 +77,12 @@ pub fn decide_line(policy: &Policy, line_number: usize, line: &[u8]) -> Value {
     }
 }
 
-/// `rules test`: one JSON line per input line, in order.
-pub fn test(policy: &Policy, events: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+/// Call `each` with the decision for every line of `events`, in order.
+fn for_each_decision(
+    policy: &Policy,
+    events: &Path,
+    mut each: impl FnMut(Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let file = std::fs::File::open(events)
         .with_context(|| format!("could not read {}", events.display()))?;
     let mut reader = std::io::BufReader::new(file);
@@ -87,14 +91,21 @@ pub fn test(policy: &Policy, events: &Path, out: &mut impl Write) -> anyhow::Res
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
+            return Ok(());
         }
         number += 1;
         let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
         let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-        serde_json::to_writer(&mut *out, &decide_line(policy, number, trimmed))?;
-        out.write_all(b"\n")?;
+        each(decide_line(policy, number, trimmed))?;
     }
+}
+
+/// `rules test`: one JSON line per input line, in order.
+pub fn test(policy: &Policy, events: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    for_each_decision(policy, events, |decision| {
+        serde_json::to_writer(&mut *out, &decision)?;
+        Ok(out.write_all(b"\n")?)
+    })?;
     out.flush()?;
     Ok(())
 }
@@ -197,12 +208,12 @@ pub fn check_expectations(path: &Path, decisions: &[Value]) -> anyhow::Result<(S
 
 /// Every decision line for an events file, in order.
 pub fn decide_file(policy: &Policy, events: &Path) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    test(policy, events, &mut out)?;
-    Ok(String::from_utf8(out)?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?)
+    let mut decisions = Vec::new();
+    for_each_decision(policy, events, |decision| {
+        decisions.push(decision);
+        Ok(())
+    })?;
+    Ok(decisions)
 }
 
 /// What `rules simulate` reports.
