@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps stack stop build lint unit bench-rules
+.PHONY: run test deps stack stop build lint unit bench-rules chaos fuzz
 
 ## run: install what is missing, start the stack, run the service, publish the sample events
 run: stack build
@@ -37,3 +37,29 @@ stop:
 ## bench-rules: compiled rules vs the cel interpreter (figures in BENCHMARKS.md)
 bench-rules:
 	cargo bench -p closeloop-core --bench rules
+
+## chaos: the reliability suite at full length (20 kill rounds, 30 s outages), with its report
+CHAOS_ROUNDS ?= 20
+CHAOS_OUTAGE_SECS ?= 30
+CHAOS_EVENTS ?= 2000
+chaos: stack
+	cargo build --bin closeloop
+	rm -f .run/chaos-report.jsonl
+	set -o pipefail; . .run/stack.env && CLOSELOOP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) \
+	  CLOSELOOP_CHAOS_OUTAGE_SECS=$(CHAOS_OUTAGE_SECS) CLOSELOOP_CHAOS_EVENTS=$(CHAOS_EVENTS) \
+	  CLOSELOOP_CHAOS_REPORT=$(CURDIR)/.run/chaos-report.jsonl \
+	  cargo test -p closeloop-tests --test chaos -- --test-threads 2 2>&1 | tee .run/chaos.log
+	@/usr/bin/python3 deploy/local/chaos_report.py .run/chaos-report.jsonl
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600) on nightly; new finds go to fuzz/corpus
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := event_parser rule_condition rules_file
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$target && \
+	  cargo +nightly fuzz run $$target corpus/$$target seeds/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 || exit 1; \
+	  cargo +nightly fuzz cmin $$target corpus/$$target >/dev/null 2>&1 || true; \
+	done

@@ -7,6 +7,8 @@
 //! The stack comes from `make test` (`deploy/local/stack.sh`), which exports
 //! `CLOSELOOP_TEST_DATABASE_URL` and `CLOSELOOP_TEST_KAFKA`.
 
+pub mod chaos;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,7 +41,7 @@ pub fn shared_data(name: &str) -> PathBuf {
 
 /// A `closeloop` command that ignores any `CLOSELOOP__*` override of the
 /// caller's environment (`make run` exports some): the test config rules.
-fn closeloop_command() -> Command {
+pub(crate) fn closeloop_command() -> Command {
     let mut command = Command::new(closeloop_bin());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("CLOSELOOP__") {
@@ -62,7 +64,7 @@ fn closeloop_bin() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,10 +115,19 @@ impl SmtpServer {
             std::fs::create_dir_all(maildir.path().join(sub)).unwrap();
         }
         let port = free_port();
+        let child = Self::spawn(port, maildir.path());
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn spawn(port: u16, maildir: &Path) -> Child {
         let child = Command::new("/usr/bin/python3")
             .arg(repo_root().join("tests/fixtures/smtp_server.py"))
             .args(["--port", &port.to_string(), "--maildir"])
-            .arg(maildir.path())
+            .arg(maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -126,11 +137,19 @@ impl SmtpServer {
             assert!(Instant::now() < deadline, "smtp server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        SmtpServer {
-            child,
-            port,
-            maildir,
-        }
+        child
+    }
+
+    /// Take the server down (connections are refused until [`Self::restart`]).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Bring it back on the same port and Maildir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, self.maildir.path());
     }
 
     pub fn emails(&self) -> Vec<ReceivedEmail> {
@@ -346,6 +365,12 @@ pub struct Options {
     pub digests: bool,
     /// Use this broker instead of the shared one (a [`Broker`] of the test's own).
     pub kafka: Option<String>,
+    /// Use this PostgreSQL server (admin URL) instead of the shared one (a
+    /// [`PrivateDatabase`] of the test's own).
+    pub database: Option<String>,
+    /// Join the consumer group as a static member (`kafka.instance_id`),
+    /// so a restarted instance takes over its partitions at once.
+    pub static_member: bool,
 }
 
 impl Default for Options {
@@ -355,6 +380,8 @@ impl Default for Options {
             partitions: 3,
             digests: false,
             kafka: None,
+            database: None,
+            static_member: false,
         }
     }
 }
@@ -379,8 +406,10 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new(options: Options) -> Self {
-        let admin_url = std::env::var("CLOSELOOP_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let admin_url = options.database.clone().unwrap_or_else(|| {
+            std::env::var("CLOSELOOP_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        });
         let kafka = options.kafka.clone().unwrap_or_else(|| {
             std::env::var("CLOSELOOP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
         });
@@ -418,7 +447,7 @@ brokers = "{kafka}"
 topic = "{topic}"
 dead_letter_topic = "{dead_letter_topic}"
 group_id = "{group}"
-create_topics = true
+{instance_id}create_topics = true
 partitions = {partitions}
 batch_max = {batch_max}
 batch_linger = "20ms"
@@ -431,6 +460,10 @@ max_connections = 5
 [http]
 listen = "127.0.0.1:{http_port}"
 public_url = "http://127.0.0.1:{http_port}"
+max_body_bytes = 1048576
+# Tests poll the API from one address; the rate-limit test sets its own.
+rate_limit_per_second = 2000
+rate_limit_burst = 4000
 
 [rules]
 rules_file = "{rules}"
@@ -467,7 +500,19 @@ retry_schedule = ["0s", "1s", "2s", "5s"]
 
 [shutdown]
 grace = "20s"
+
+[kafka.properties]
+# tansu evicts a dead group member only when another request reaches the
+# group, so a join after a kill -9 waits out the whole rebalance timeout
+# (max.poll.interval.ms, 300 s by default) before it is retried. Apache Kafka
+# evicts on the session timeout by itself; with tansu, keep this short.
+"max.poll.interval.ms" = "20000"
 "#,
+                instance_id = if options.static_member {
+                    format!("instance_id = \"{name}-1\"\n")
+                } else {
+                    String::new()
+                },
                 partitions = options.partitions,
                 batch_max = options.batch_max,
                 rules = rules_file.display(),
@@ -509,6 +554,31 @@ grace = "20s"
 
     /// Start `closeloop serve` and wait until it answers `/readyz`.
     pub async fn start_service(&self) -> Service {
+        self.start_service_with(&[]).await
+    }
+
+    /// Start `closeloop serve` with configuration overrides
+    /// (`CLOSELOOP__SECTION__KEY` variables) and wait until it is ready.
+    pub async fn start_service_with(&self, overrides: &[(&str, &str)]) -> Service {
+        self.spawn_service(overrides, &self.base_url).await
+    }
+
+    /// Start one more instance of the service in the same consumer group,
+    /// on its own HTTP port.
+    pub async fn start_instance(&self, instance_id: &str) -> Service {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        self.spawn_service(
+            &[
+                ("CLOSELOOP__HTTP__LISTEN", &listen),
+                ("CLOSELOOP__KAFKA__INSTANCE_ID", instance_id),
+            ],
+            &format!("http://{listen}"),
+        )
+        .await
+    }
+
+    async fn spawn_service(&self, overrides: &[(&str, &str)], base_url: &str) -> Service {
         let log = self
             .dir
             .path()
@@ -521,13 +591,18 @@ grace = "20s"
                 "RUST_LOG",
                 "info,closeloop=debug,closeloop_notify=debug,closeloop_kafka=debug",
             )
+            .envs(overrides.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut service = Service { child, log };
+        let mut service = Service {
+            child,
+            log,
+            base_url: base_url.to_owned(),
+        };
         let client = reqwest::Client::new();
-        let url = format!("{}/readyz", self.base_url);
+        let url = format!("{base_url}/readyz");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = service.child.try_wait() {
@@ -712,8 +787,17 @@ grace = "20s"
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        // Keep the database when a test fails, for inspection; drop it otherwise.
-        if !std::thread::panicking() {
+        // Keep the database and the files (service logs) when a test fails,
+        // for inspection; drop them otherwise.
+        if std::thread::panicking() {
+            let dir = std::mem::replace(&mut self.dir, TempDir::new().unwrap());
+            eprintln!(
+                "{}: database {} and files in {} kept",
+                self.name,
+                self.db_url,
+                dir.keep().display()
+            );
+        } else {
             let url = self.db_url.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -741,6 +825,8 @@ pub struct DeadLetter {
 pub struct Service {
     pub child: Child,
     log: PathBuf,
+    /// Where this instance's HTTP API answers.
+    pub base_url: String,
 }
 
 impl Service {

@@ -7,6 +7,7 @@
 //! its shutdown signal as parameters, so tests bind port 0.
 
 mod error;
+mod limits;
 mod links;
 mod page;
 
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use error::ApiError;
+pub use limits::HttpLimits;
 
 /// Publishes validated raw events to the intake topic (Kafka in production).
 #[async_trait::async_trait]
@@ -64,17 +66,13 @@ pub struct AppState {
     /// Key of one-click email links; `None` disables them.
     pub link_secret: Option<Arc<Vec<u8>>>,
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    pub limits: HttpLimits,
 }
 
 /// Build the router.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state
-        .max_event_bytes
-        .saturating_mul(1000)
-        .clamp(64 * 1024, 16 * 1024 * 1024);
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
+    let limits = state.limits;
+    let limited = Router::new()
         .route("/v1/events", post(ingest_events))
         .route("/v1/cases", get(list_cases))
         .route("/v1/cases/{id}", get(get_case))
@@ -97,12 +95,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/root-causes", get(root_causes))
         .route("/v1/rules/status", get(rules_status))
         .route("/v1/rules/reload", post(rules_reload))
-        .route("/metrics", get(metrics))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/v1/metrics/scores", get(score_metrics))
         .route("/cases/{id}", get(case_page))
         .route("/a/{token}", get(links::confirm).post(links::apply))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let limited = match limits::ClientRateLimit::new(&limits) {
+        Some(limit) => limited.layer(axum::middleware::from_fn_with_state(
+            limit,
+            limits::rate_limit,
+        )),
+        None => limited,
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(limited)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -113,7 +122,9 @@ pub async fn serve(
     state: AppState,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // Peer addresses key the per-client rate limit.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
 }
@@ -136,7 +147,7 @@ async fn ingest_events(
     State(state): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(body) = body?;
     let (items, single) = match body {
         Value::Array(items) => (items, false),
         other => (vec![other], true),
@@ -281,8 +292,7 @@ async fn run_command(
 }
 
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 async fn acknowledge(

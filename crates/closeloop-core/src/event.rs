@@ -681,3 +681,24 @@ mod tests {
         assert_eq!(event, again);
     }
 }
+
+/// What the parser accepts, serialised again, parses back to the same event
+/// (the fuzz target `event_parser` checks the same for any input).
+#[cfg(test)]
+mod round_trip {
+    #[test]
+    fn accepted_events_reparse_to_themselves() {
+        let sample = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/feedback-sample.jsonl"
+        );
+        let text = std::fs::read_to_string(sample).unwrap();
+        for line in text.lines().take(500) {
+            let event = super::parse_event(line.as_bytes(), 1 << 20).unwrap();
+            let again = serde_json::to_vec(&event).unwrap();
+            let reparsed = super::parse_event(&again, 1 << 20)
+                .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&again)));
+            assert_eq!(event, reparsed);
+        }
+    }
+}

@@ -24,6 +24,10 @@ pub struct IntakeSettings {
     pub topic: String,
     pub dead_letter_topic: String,
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a stable name per
+    /// instance, so an instance restarted after a crash takes its partitions
+    /// back at once instead of waiting for a rebalance.
+    pub instance_id: Option<String>,
     /// Most messages in one batch (one database transaction).
     pub batch_max: usize,
     /// How long to wait for a batch to fill once its first message arrived.
@@ -98,9 +102,11 @@ pub async fn run_intake<H: BatchHandler>(
     stats: Arc<IntakeStats>,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let consumer: StreamConsumer = settings
-        .client
-        .client_config()
+    let mut config = settings.client.client_config();
+    if let Some(instance_id) = &settings.instance_id {
+        config.set("group.instance.id", instance_id);
+    }
+    let consumer: StreamConsumer = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -408,6 +408,11 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
             policy: policy.clone(),
             intake: stats.clone(),
         })),
+        limits: closeloop_api::HttpLimits {
+            max_body_bytes: settings.http.max_body_bytes,
+            requests_per_second: settings.http.rate_limit_per_second,
+            burst: settings.http.rate_limit_burst,
+        },
     };
 
     let cancel = CancellationToken::new();
@@ -422,6 +427,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         topic: settings.kafka.topic.clone(),
         dead_letter_topic: settings.kafka.dead_letter_topic.clone(),
         group_id: settings.kafka.group_id.clone(),
+        instance_id: settings.kafka.instance_id.clone(),
         batch_max: settings.kafka.batch_max,
         batch_linger: settings.kafka.batch_linger,
         max_event_bytes: settings.kafka.max_event_bytes,

@@ -40,6 +40,10 @@ pub struct KafkaSettings {
     pub topic: String,
     pub dead_letter_topic: String,
     pub group_id: String,
+    /// A stable name of this instance in the consumer group (static
+    /// membership): a restart after a crash resumes at once. One per instance.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Create missing topics at start-up (local stacks; off in production).
     #[serde(default)]
     pub create_topics: bool,
@@ -71,6 +75,27 @@ pub struct HttpSettings {
     pub listen: String,
     /// Base URL of case links in emails.
     pub public_url: String,
+    /// Largest request body accepted (413 above).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Sustained requests per second per client IP (429 above); 0 = no limit.
+    #[serde(default = "default_rate_limit_per_second")]
+    pub rate_limit_per_second: u32,
+    /// Requests a client may send in a burst above the sustained rate.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+}
+
+fn default_max_body_bytes() -> usize {
+    closeloop_api::HttpLimits::default().max_body_bytes
+}
+
+fn default_rate_limit_per_second() -> u32 {
+    closeloop_api::HttpLimits::default().requests_per_second
+}
+
+fn default_rate_limit_burst() -> u32 {
+    closeloop_api::HttpLimits::default().burst
 }
 
 #[derive(Debug, Clone, Deserialize)]
