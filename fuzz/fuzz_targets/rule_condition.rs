@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let event = EVENT.get_or_init(|| {
         closeloop_core::parse_event(
-            br#"{"schema_version":1,"event_id":"fz-1","occurred_at":"2026-11-02T10:00:00Z","customer":{"id":"c1","email":"a@b.example"},"touchpoint":"store_visit","store_id":"LYON-02","region":"RHONE","scores":{"nps":3},"comment":"rude staff, waited forever"}"#,
+            br#"{"event_id":"fz-1","source":"survey.post-delivery","occurred_at":"2026-11-02T10:00:00Z","customer":{"id":"c1"},"journey":{"touchpoint":"delivery"},"location":{"store_id":"LYON-02","region":"FR-ARA"},"scores":{"nps":3},"comment":"rude staff"}"#,
             1 << 20,
         )
         .expect("the fixed event is valid")
