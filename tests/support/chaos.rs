@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -382,20 +382,7 @@ pub fn all_dead_letters(env: &TestEnv) -> Vec<crate::DeadLetter> {
         {
             remaining.remove(&message.partition());
         }
-        let mut headers = HashMap::new();
-        if let Some(h) = message.headers() {
-            for header in h.iter() {
-                let value = header
-                    .value
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
-                headers.insert(header.key.to_owned(), value);
-            }
-        }
-        letters.push(crate::DeadLetter {
-            payload: message.payload().unwrap_or_default().to_vec(),
-            headers,
-        });
+        letters.push(crate::DeadLetter::from_message(&message));
     }
     letters
 }

@@ -762,20 +762,7 @@ grace = "20s"
             let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
                 continue;
             };
-            let mut headers = HashMap::new();
-            if let Some(h) = message.headers() {
-                for header in h.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default();
-                    headers.insert(header.key.to_owned(), value);
-                }
-            }
-            letters.push(DeadLetter {
-                payload: message.payload().unwrap_or_default().to_vec(),
-                headers,
-            });
+            letters.push(DeadLetter::from_message(&message));
         }
         letters
     }
@@ -819,6 +806,27 @@ impl Drop for TestEnv {
 pub struct DeadLetter {
     pub payload: Vec<u8>,
     pub headers: HashMap<String, String>,
+}
+
+impl DeadLetter {
+    /// The payload and headers (as text) of a message read from the
+    /// dead-letter topic.
+    pub fn from_message(message: &impl Message) -> Self {
+        let mut headers = HashMap::new();
+        if let Some(h) = message.headers() {
+            for header in h.iter() {
+                let value = header
+                    .value
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                headers.insert(header.key.to_owned(), value);
+            }
+        }
+        DeadLetter {
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        }
+    }
 }
 
 /// A running `closeloop serve` process.
