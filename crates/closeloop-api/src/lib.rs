@@ -86,6 +86,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/resume", post(resume))
         .route("/v1/cases/{id}/reassign", post(reassign))
         .route("/v1/cases/{id}/trace", get(case_trace))
+        .route(
+            "/v1/cases/{id}/watchers",
+            get(list_watchers).post(add_watcher),
+        )
         .route("/v1/deliveries", get(list_deliveries))
         .route("/v1/deliveries/replay", post(replay_deliveries))
         .route("/v1/endpoints/disabled", get(disabled_endpoints))
@@ -831,6 +835,60 @@ async fn reassign(
         .await?;
     tracing::info!(case = %id, owner = %owner.id, actor = %b.actor, "case reassigned");
     Ok(Json(detail).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatcherBody {
+    actor: String,
+    name: String,
+    email: String,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+async fn list_watchers(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    // 404 for an unknown case, as for every case route.
+    state.store.case_detail(id).await?;
+    Ok(Json(json!({ "watchers": state.store.watchers(id).await? })).into_response())
+}
+
+/// Subscribe someone to a case: they are told when it is acknowledged and
+/// when it is resolved.
+async fn add_watcher(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<WatcherBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let id = parse_id(&id)?;
+    if b.actor.trim().is_empty() {
+        return Err(ApiError::BadRequest("actor: must not be empty".into()));
+    }
+    if b.name.trim().is_empty() {
+        return Err(ApiError::BadRequest("name: must not be empty".into()));
+    }
+    if !closeloop_core::owners::looks_like_email(b.email.trim()) {
+        return Err(ApiError::BadRequest(format!(
+            "email: \"{}\" is not an email address",
+            b.email
+        )));
+    }
+    let watcher = closeloop_store::Recipient {
+        name: b.name.trim().to_owned(),
+        email: b.email.trim().to_owned(),
+        locale: b.locale.unwrap_or_else(|| "en".into()),
+    };
+    let watchers = state
+        .store
+        .subscribe_watcher(id, &watcher, &b.actor, (state.now)())
+        .await?;
+    tracing::info!(case = %id, actor = %b.actor, "watcher subscribed");
+    Ok(Json(json!({ "watchers": watchers })).into_response())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`owners`]: the owner directory and routing.
 //! - [`policy`]: rules + owners → the [`Alert`] an event calls for.
 //! - [`case`]: the case state machine.
+//! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation.
 
 pub mod case;
 pub mod cel;
@@ -23,6 +24,7 @@ pub mod owners;
 pub mod policy;
 pub mod rules;
 pub mod scoring;
+pub mod sla;
 pub mod text;
 
 pub use case::{

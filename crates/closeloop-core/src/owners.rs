@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::rules::{clean_serde_message, line_of, toml_problem};
+use crate::sla::{Calendar, CalendarSpec};
 
 /// A person (or team) responsible for following up cases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,10 @@ pub struct Owner {
     /// How alert emails reach this owner: one by one, or gathered.
     #[serde(default)]
     pub digest: DigestMode,
+    /// The business hours their SLA clocks run in (a `[[calendar]]` id);
+    /// the directory's `default_calendar` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 fn default_locale() -> String {
@@ -83,6 +88,10 @@ impl DigestMode {
 struct OwnersFileSpec {
     default_owner: String,
     #[serde(default)]
+    default_calendar: Option<String>,
+    #[serde(default)]
+    calendar: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
     owner: Vec<toml::Spanned<toml::Table>>,
 }
 
@@ -118,6 +127,8 @@ pub struct OwnerDirectory {
     by_store: HashMap<String, String>,
     by_region: HashMap<String, String>,
     default_owner: String,
+    calendars: BTreeMap<String, Calendar>,
+    default_calendar: Calendar,
 }
 
 impl OwnerDirectory {
@@ -131,6 +142,43 @@ impl OwnerDirectory {
             toml::from_str(text).map_err(|e| fail(vec![toml_problem(text, &e)]))?;
 
         let mut problems = Vec::new();
+        let mut calendars = BTreeMap::new();
+        for (index, spanned) in spec.calendar.into_iter().enumerate() {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let label = match table.get("id").and_then(toml::Value::as_str) {
+                Some(id) => format!("calendar \"{id}\""),
+                None => format!("calendar #{}", index + 1),
+            };
+            let mut problem = |field: String, message: String| {
+                problems.push(ConfigProblem {
+                    line: Some(line),
+                    item: Some(label.clone()),
+                    field: (!field.is_empty()).then_some(field),
+                    message,
+                })
+            };
+            let calendar_spec: CalendarSpec =
+                match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        let path = e.path().to_string();
+                        let path = if path == "." { String::new() } else { path };
+                        problem(path, clean_serde_message(&e.into_inner().to_string()));
+                        continue;
+                    }
+                };
+            if calendars.contains_key(&calendar_spec.id) {
+                problem("id".into(), "duplicate calendar id".into());
+                continue;
+            }
+            match Calendar::from_spec(calendar_spec) {
+                Ok(calendar) => {
+                    calendars.insert(calendar.id().to_owned(), calendar);
+                }
+                Err((field, message)) => problem(field, message),
+            }
+        }
         let mut owners = BTreeMap::new();
         let mut lines = HashMap::new();
         let mut by_store: HashMap<String, String> = HashMap::new();
@@ -197,6 +245,11 @@ impl OwnerDirectory {
                     );
                 }
             }
+            if let Some(calendar) = &owner.calendar {
+                if !calendars.contains_key(calendar) {
+                    problem("calendar", format!("unknown calendar \"{calendar}\""));
+                }
+            }
             lines.insert(owner.id.clone(), line);
             owners.insert(owner.id.clone(), owner);
         }
@@ -237,6 +290,21 @@ impl OwnerDirectory {
                 message: format!("unknown owner \"{}\"", spec.default_owner),
             });
         }
+        let default_calendar = match &spec.default_calendar {
+            None => Calendar::always_open(),
+            Some(id) => match calendars.get(id) {
+                Some(calendar) => calendar.clone(),
+                None => {
+                    problems.push(ConfigProblem {
+                        line: None,
+                        item: None,
+                        field: Some("default_calendar".into()),
+                        message: format!("unknown calendar \"{id}\""),
+                    });
+                    Calendar::always_open()
+                }
+            },
+        };
         if !problems.is_empty() {
             return Err(fail(problems));
         }
@@ -245,6 +313,8 @@ impl OwnerDirectory {
             by_store,
             by_region,
             default_owner: spec.default_owner,
+            calendars,
+            default_calendar,
         })
     }
 
@@ -291,6 +361,31 @@ impl OwnerDirectory {
         (self.default_owner(), RouteVia::Default)
     }
 
+    /// The business hours an owner's SLA clocks run in: their calendar, else
+    /// the directory's default, else always open (UTC).
+    pub fn calendar_for(&self, owner_id: &str) -> &Calendar {
+        self.owners
+            .get(owner_id)
+            .and_then(|o| o.calendar.as_ref())
+            .and_then(|id| self.calendars.get(id))
+            .unwrap_or(&self.default_calendar)
+    }
+
+    /// Every owner at or below `owner_id` in the escalation tree: whose chain
+    /// leads up to them (their own id included).
+    pub fn team_of(&self, owner_id: &str) -> Vec<&Owner> {
+        self.owners
+            .values()
+            .filter(|o| {
+                o.id == owner_id
+                    || self
+                        .escalation_chain(&o.id)
+                        .iter()
+                        .any(|above| above.id == owner_id)
+            })
+            .collect()
+    }
+
     /// The escalation chain above `owner_id`, nearest first.
     pub fn escalation_chain(&self, owner_id: &str) -> Vec<&Owner> {
         let mut chain = Vec::new();
@@ -307,7 +402,8 @@ impl OwnerDirectory {
     }
 }
 
-fn looks_like_email(text: &str) -> bool {
+/// A plausible address: one `@`, a dotted domain, no spaces (delivery is the real check).
+pub fn looks_like_email(text: &str) -> bool {
     let mut parts = text.split('@');
     matches!(
         (parts.next(), parts.next(), parts.next()),
@@ -451,6 +547,50 @@ stores = ["LYON-02"]
     }
 
     #[test]
+    fn calendars_apply_to_their_owners_and_the_default_to_others() {
+        // Top-level keys come before the first table.
+        let text = DIRECTORY
+            .replacen(
+                "default_owner = \"director\"\n",
+                "default_owner = \"director\"\ndefault_calendar = \"hq\"\n",
+                1,
+            )
+            .replace(
+                "stores = [\"LYON-02\"]",
+                "stores = [\"LYON-02\"]\ncalendar = \"lyon\"",
+            )
+            + r#"
+[[calendar]]
+id = "hq"
+timezone = "Europe/Paris"
+hours = { mon = "09:00-17:00" }
+
+[[calendar]]
+id = "lyon"
+timezone = "Europe/Paris"
+hours = { sat = "10:00-18:00" }
+closed = ["2026-12-25"]
+"#;
+        let dir = OwnerDirectory::from_toml("owners.toml", &text).unwrap();
+        assert_eq!(dir.calendar_for("mgr-lyon-02").id(), "lyon");
+        assert_eq!(dir.calendar_for("rm-ara").id(), "hq");
+        assert_eq!(dir.calendar_for("someone-unknown").id(), "hq");
+        let plain = OwnerDirectory::from_toml("owners.toml", DIRECTORY).unwrap();
+        assert_eq!(plain.calendar_for("mgr-lyon-02").id(), "always");
+    }
+
+    #[test]
+    fn a_team_is_everyone_whose_chain_leads_to_the_owner() {
+        let dir = OwnerDirectory::from_toml("owners.toml", DIRECTORY).unwrap();
+        let team =
+            |id: &str| -> Vec<String> { dir.team_of(id).iter().map(|o| o.id.clone()).collect() };
+        assert_eq!(team("director"), ["director", "mgr-lyon-02", "rm-ara"]);
+        assert_eq!(team("rm-ara"), ["mgr-lyon-02", "rm-ara"]);
+        assert_eq!(team("mgr-lyon-02"), ["mgr-lyon-02"]);
+        assert!(team("ghost").is_empty());
+    }
+
+    #[test]
     fn refusals_name_owner_and_field() {
         let owner = |id: &str, extra: &str| {
             format!(
@@ -467,6 +607,10 @@ stores = ["LYON-02"]
             (format!("default_owner = \"a\"\n{}", owner("a", "webhook_url = \"ftp://x\"")), vec!["webhook_url", "http://"]),
             (format!("default_owner = \"a\"\n{}", owner("a", "phone = \"1\"")), vec!["owner \"a\"", "unknown field `phone`"]),
             ("default_owner = \"a\"\n[[owner]]\nid = \"a\"\n".into(), vec!["line 2", "owner \"a\"", "missing field `name`"]),
+            (format!("default_owner = \"a\"\n{}", owner("a", "calendar = \"nope\"")), vec!["owner \"a\"", "calendar", "unknown calendar \"nope\""]),
+            (format!("default_owner = \"a\"\ndefault_calendar = \"nope\"\n{}", owner("a", "")), vec!["default_calendar", "unknown calendar"]),
+            (format!("default_owner = \"a\"\n{}[[calendar]]\nid = \"c\"\ntimezone = \"Europe/Nowhere\"\nhours = {{ mon = \"09:00-17:00\" }}\n", owner("a", "")), vec!["line 7", "calendar \"c\"", "timezone", "unknown timezone"]),
+            (format!("default_owner = \"a\"\n{}[[calendar]]\nid = \"c\"\ntimezone = \"UTC\"\nhours = {{ mon = \"9-5\" }}\n", owner("a", "")), vec!["calendar \"c\"", "hours.mon", "not a time"]),
         ];
         for (body, fragments) in cases {
             let err = OwnerDirectory::from_toml("owners.toml", &body)

@@ -67,9 +67,50 @@ impl Ces {
     }
 }
 
+impl crate::event::Scores {
+    /// Whether this answer shows a customer won back, for the recovery loop:
+    /// an NPS promoter; without NPS, a satisfied CSAT; with neither, a
+    /// low-effort CES. The headline score decides: a promoter NPS with a
+    /// poor CSAT is still a promoter.
+    pub fn is_recovery(&self) -> bool {
+        if let Some(nps) = self.nps {
+            return nps.class() == NpsClass::Promoter;
+        }
+        if let Some(csat) = self.csat {
+            return csat.class() == CsatClass::Satisfied;
+        }
+        self.ces
+            .is_some_and(|ces| ces.class() == CesClass::LowEffort)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_table() {
+        use crate::event::Scores;
+        // (nps, csat, ces, recovered?)
+        let table = [
+            (Some(9), None, None, true),
+            (Some(10), Some(1), None, true),
+            (Some(8), Some(5), Some(7), false),
+            (Some(3), None, None, false),
+            (None, Some(4), None, true),
+            (None, Some(3), Some(7), false),
+            (None, None, Some(5), true),
+            (None, None, Some(4), false),
+            (None, None, None, false),
+        ];
+        for (nps, csat, ces, expected) in table {
+            let scores: Scores = serde_json::from_value(serde_json::json!({
+                "nps": nps, "csat": csat, "ces": ces,
+            }))
+            .unwrap();
+            assert_eq!(scores.is_recovery(), expected, "{nps:?} {csat:?} {ces:?}");
+        }
+    }
 
     #[test]
     fn classifications_follow_the_contract() {

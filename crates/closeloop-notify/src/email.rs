@@ -124,6 +124,17 @@ impl EmailSender {
         self.send_rendered(delivery_id, to, email).await
     }
 
+    /// Send a follow-up (reminders, escalations, watcher notices) to `to`.
+    pub async fn send_followup(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        payload: &closeloop_store::FollowupPayload,
+    ) -> Result<String> {
+        let email = self.templates.render_followup(payload)?;
+        self.send_rendered(delivery_id, to, email).await
+    }
+
     async fn send_rendered(
         &self,
         delivery_id: &str,

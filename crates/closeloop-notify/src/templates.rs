@@ -9,20 +9,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use closeloop_core::parse_event;
-use closeloop_store::CaseView;
+use closeloop_store::{CaseView, FollowupItem, FollowupPayload, Notice};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::{NotifyError, Result};
 
 /// The parts of one alert email.
-const PARTS: [&str; 6] = [
+const PARTS: [&str; 9] = [
     "alert.subject.txt",
     "alert.txt",
     "alert.html",
     "digest.subject.txt",
     "digest.txt",
     "digest.html",
+    "followup.subject.txt",
+    "followup.txt",
+    "followup.html",
 ];
 /// The language used when the owner's has no templates.
 const FALLBACK: &str = "en";
@@ -93,6 +96,31 @@ struct DigestContext<'a> {
     count: usize,
     owner_name: &'a str,
     cases: Vec<DigestItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct FollowupLine<'a> {
+    /// reminder, escalation, overdue, acknowledged, resolved.
+    notice: &'a str,
+    /// acknowledge, first_contact, resolve (reminders and escalations).
+    stage: Option<&'a str>,
+    due_at: Option<String>,
+    actor: Option<&'a str>,
+    severity_upper: String,
+    scores: String,
+    store: Option<&'a str>,
+    touchpoint: &'a str,
+    owner_name: &'a str,
+    customer_name: &'a str,
+    status: &'a str,
+    case_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct FollowupContext<'a> {
+    recipient_name: &'a str,
+    count: usize,
+    items: Vec<FollowupLine<'a>>,
 }
 
 /// "NPS 3, CES 2": the scores present, in a fixed order.
@@ -190,6 +218,11 @@ impl EmailTemplates {
             templates
                 .render_digest_language(language, std::slice::from_ref(&sample))
                 .map_err(|e| template_error(dir, &e))?;
+            for followup in sample_followups(&sample) {
+                templates
+                    .render_followup_language(language, &followup)
+                    .map_err(|e| template_error(dir, &e))?;
+            }
         }
         Ok(templates)
     }
@@ -224,6 +257,53 @@ impl EmailTemplates {
     pub fn render_digest(&self, locale: &str, cases: &[CaseView]) -> Result<RenderedEmail> {
         self.render_digest_language(&self.language(locale), cases)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    /// Render a follow-up email (reminders, escalations, watcher notices).
+    pub fn render_followup(&self, payload: &FollowupPayload) -> Result<RenderedEmail> {
+        self.render_followup_language(&self.language(&payload.locale), payload)
+            .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    fn render_followup_language(
+        &self,
+        language: &str,
+        payload: &FollowupPayload,
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let items = payload
+            .items
+            .iter()
+            .map(|item| {
+                let case = &item.case;
+                FollowupLine {
+                    notice: notice_name(item.notice),
+                    stage: item.stage.map(|s| s.as_str()),
+                    due_at: item
+                        .due_at
+                        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
+                    actor: item.actor.as_deref(),
+                    severity_upper: case.severity.as_str().to_uppercase(),
+                    scores: scores_text(case),
+                    store: case.event.location.store_id.as_deref(),
+                    touchpoint: &case.event.journey.touchpoint,
+                    owner_name: &case.owner_name,
+                    customer_name: case
+                        .event
+                        .customer
+                        .name
+                        .as_deref()
+                        .unwrap_or(&case.event.customer.id),
+                    status: case.status.as_str(),
+                    case_url: &case.url,
+                }
+            })
+            .collect::<Vec<_>>();
+        let ctx = FollowupContext {
+            recipient_name: &payload.recipient_name,
+            count: items.len(),
+            items,
+        };
+        self.render_parts(language, "followup", &ctx)
     }
 
     /// Render the three parts of email `kind` (`alert`, `digest`) with `ctx`.
@@ -298,6 +378,46 @@ impl EmailTemplates {
     }
 }
 
+fn notice_name(notice: Notice) -> &'static str {
+    match notice {
+        Notice::Reminder => "reminder",
+        Notice::Escalation => "escalation",
+        Notice::Overdue => "overdue",
+        Notice::Acknowledged => "acknowledged",
+        Notice::Resolved => "resolved",
+    }
+}
+
+/// One follow-up of each notice alone, and a summary of all, to exercise
+/// templates at load.
+fn sample_followups(case: &CaseView) -> Vec<FollowupPayload> {
+    let item = |notice: Notice| FollowupItem {
+        notice,
+        stage: Some(closeloop_core::sla::Stage::FirstContact),
+        due_at: Some(case.created_at),
+        actor: Some("owner".into()),
+        case: case.clone(),
+    };
+    let all = [
+        Notice::Reminder,
+        Notice::Escalation,
+        Notice::Overdue,
+        Notice::Acknowledged,
+        Notice::Resolved,
+    ];
+    let payload = |items: Vec<FollowupItem>| FollowupPayload {
+        kind: "followup".into(),
+        recipient_name: "Recipient".into(),
+        locale: "en".into(),
+        built_at: case.created_at,
+        items,
+    };
+    all.iter()
+        .map(|&n| payload(vec![item(n)]))
+        .chain([payload(all.iter().map(|&n| item(n)).collect())])
+        .collect()
+}
+
 /// Action links like real ones, to exercise templates at load.
 fn sample_actions() -> Vec<crate::links::ActionLink> {
     [
@@ -355,6 +475,8 @@ fn sample_case() -> CaseView {
         root_cause: None,
         contact_attempts: 0,
         event,
+        sla: None,
+        recovered_at: None,
     }
 }
 
@@ -374,6 +496,54 @@ mod tests {
         case.event.scores.csat = None;
         case.rule_ids = vec!["nps-detractor".into(), "ces-high-effort".into()];
         case
+    }
+
+    #[test]
+    fn followups_name_the_notice_alone_and_count_a_summary() {
+        let templates = shipped();
+        let samples = sample_followups(&case("en"));
+        // (sample index, locale, expected subject)
+        let table = [
+            (
+                0,
+                "en",
+                "Reminder: first contact due by 2026-11-20 10:16 UTC (LYON-02, Julie Moreau)",
+            ),
+            (
+                1,
+                "en",
+                "Escalated to you: first contact missed for Owner's case (LYON-02)",
+            ),
+            (
+                2,
+                "en",
+                "Overdue: first contact missed (LYON-02, Julie Moreau)",
+            ),
+            (3, "en", "Acknowledged by owner (LYON-02, Julie Moreau)"),
+            (4, "en", "Resolved by owner (LYON-02, Julie Moreau)"),
+            (5, "en", "5 cases need your attention"),
+            (
+                0,
+                "fr-FR",
+                "Rappel : premier contact, échéance 2026-11-20 10:16 UTC (LYON-02, Julie Moreau)",
+            ),
+            (5, "fr-FR", "5 dossiers demandent votre attention"),
+        ];
+        for (index, locale, subject) in table {
+            let mut payload = samples[index].clone();
+            payload.locale = locale.into();
+            let email = templates.render_followup(&payload).unwrap();
+            assert_eq!(email.subject, subject);
+            assert_eq!(
+                email
+                    .text
+                    .matches("https://closeloop.example/cases/sample")
+                    .count(),
+                payload.items.len(),
+                "one link per case:\n{}",
+                email.text
+            );
+        }
     }
 
     #[test]

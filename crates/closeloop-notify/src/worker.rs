@@ -248,6 +248,15 @@ impl Dispatcher {
                     .send_digest(&id, &delivery.recipient, &digest.locale, &digest.cases)
                     .await
             }
+            "email" if delivery.event_type == "followup" => {
+                let followup: closeloop_store::FollowupPayload =
+                    serde_json::from_value(delivery.payload.clone()).map_err(|e| {
+                        NotifyError::Permanent(format!("unreadable follow-up payload: {e}"))
+                    })?;
+                self.email
+                    .send_followup(&id, &delivery.recipient, &followup)
+                    .await
+            }
             "email" => {
                 let case: CaseView = serde_json::from_value(delivery.payload["data"].clone())
                     .map_err(|e| {

@@ -5,6 +5,7 @@
 //! webhook for the owner commit together.
 
 use chrono::{DateTime, Utc};
+use closeloop_core::sla::Deadlines;
 use closeloop_core::{
     CaseEventType, CaseState, Command, Effect, FeedbackEvent, Owner, Severity, Status,
 };
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::intake::OutboxRows;
+use crate::sla::Notice;
 use crate::{Result, Store, StoreError};
 
 /// A case as the API and webhooks show it.
@@ -43,6 +45,25 @@ pub struct CaseView {
     pub contact_attempts: i32,
     /// The triggering event, with the customer's contact details.
     pub event: FeedbackEvent,
+    /// The SLA clocks; absent when the case's severity has no targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<CaseSla>,
+    /// When a later promoter response from the same customer closed the
+    /// recovery loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at: Option<DateTime<Utc>>,
+}
+
+/// Where a case stands against its SLA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseSla {
+    pub deadlines: Deadlines,
+    /// 0: not escalated; 1: the owner's manager was told; and so on.
+    pub escalation_level: i16,
+    /// Flagged: since when a deadline is missed.
+    pub overdue_since: Option<DateTime<Utc>>,
+    /// The clocks are paused (waiting on the customer) since then.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// One history line as shown.
@@ -78,6 +99,8 @@ pub struct CaseDetail {
     pub case: CaseView,
     pub history: Vec<HistoryView>,
     pub deliveries: Vec<DeliveryView>,
+    /// Told of acknowledgement and resolution: escalation levels and subscribers.
+    pub watchers: Vec<crate::sla::WatcherView>,
 }
 
 /// The checks of a one-click link: the case version it was issued for, its
@@ -131,16 +154,33 @@ struct CaseRow {
     root_cause: Option<String>,
     contact_attempts: i32,
     event: serde_json::Value,
+    deadlines: Option<serde_json::Value>,
+    escalation_level: i16,
+    overdue_since: Option<DateTime<Utc>>,
+    paused_at: Option<DateTime<Utc>>,
+    recovered_at: Option<DateTime<Utc>>,
 }
 
 const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_locale, owner_webhook_url, route, rule_ids,
     channels, event_id, created_at, updated_at, acknowledged_at, first_contact_at, resolved_at, closed_at,
-    resolved_by, root_cause, contact_attempts, event";
+    resolved_by, root_cause, contact_attempts, event, deadlines, escalation_level, overdue_since, paused_at, recovered_at";
 
 impl CaseRow {
     fn into_view(self, store: &Store) -> Result<CaseView> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("case {}: {what}", self.id));
+        let sla = match &self.deadlines {
+            None => None,
+            Some(value) => Some(CaseSla {
+                deadlines: serde_json::from_value(value.clone())
+                    .map_err(|e| corrupt(&format!("deadlines: {e}")))?,
+                escalation_level: self.escalation_level,
+                overdue_since: self.overdue_since,
+                paused_at: self.paused_at,
+            }),
+        };
         Ok(CaseView {
+            sla,
+            recovered_at: self.recovered_at,
             url: store.case_url(self.id),
             status: Status::parse(&self.status).ok_or_else(|| corrupt("unknown status"))?,
             severity: Severity::parse(&self.severity).ok_or_else(|| corrupt("unknown severity"))?,
@@ -222,9 +262,19 @@ impl Store {
 
     /// Several cases by id, oldest first.
     pub async fn case_views(&self, ids: &[Uuid]) -> Result<Vec<CaseView>> {
+        self.case_views_in(&self.pool, ids).await
+    }
+
+    /// Several cases by id, oldest first, read with `executor` (a
+    /// transaction sees its own changes).
+    pub(crate) async fn case_views_in<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+        ids: &[Uuid],
+    ) -> Result<Vec<CaseView>> {
         let sql =
             format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1) ORDER BY created_at, id");
-        let rows: Vec<CaseRow> = sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
+        let rows: Vec<CaseRow> = sqlx::query_as(&sql).bind(ids).fetch_all(executor).await?;
         rows.into_iter().map(|r| r.into_view(self)).collect()
     }
 
@@ -254,6 +304,7 @@ impl Store {
             case: row.into_view(self)?,
             history,
             deliveries,
+            watchers: self.watchers(id).await?,
         })
     }
 
@@ -473,6 +524,17 @@ impl Store {
                 &owner.email,
                 webhook_body(CaseEventType::Updated, &view, now),
             );
+        }
+        self.track_clocks(&mut tx, id, command, &transition, now)
+            .await?;
+        for effect in &transition.effects {
+            let notice = match effect {
+                Effect::NotifyWebhook(CaseEventType::Acknowledged) => Notice::Acknowledged,
+                Effect::NotifyWebhook(CaseEventType::Resolved) => Notice::Resolved,
+                _ => continue,
+            };
+            self.tell_watchers(&mut tx, &mut outbox, &view, notice, actor, now)
+                .await?;
         }
         if let Some(url) = &webhook_url {
             for effect in &transition.effects {

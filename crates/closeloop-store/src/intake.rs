@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use closeloop_core::coalesce::case_key;
+use closeloop_core::sla::Deadlines;
 use closeloop_core::Channel;
 use closeloop_core::{
     Alert, CaseEventType, CaseState, DigestMode, FeedbackEvent, Severity, Status,
@@ -33,6 +34,8 @@ pub struct IntakeRecord {
     pub alert: Option<Alert>,
     /// ...unless a silence mutes it: then it is recorded as silenced.
     pub silenced_by: Option<Uuid>,
+    /// The SLA clocks of the case it opens (none without targets).
+    pub deadlines: Option<Deadlines>,
 }
 
 /// What a batch changed.
@@ -52,6 +55,10 @@ pub struct BatchOutcome {
     pub silenced: usize,
     /// Alert emails sent to the owner's digest by the daily cap.
     pub fatigue_deferred: usize,
+    /// Resolved cases whose customer came back as a promoter.
+    pub cases_recovered: usize,
+    /// Resolved cases reopened by a new alerting answer of their customer.
+    pub cases_reopened: usize,
 }
 
 impl Store {
@@ -128,9 +135,19 @@ impl Store {
             .await?;
             outcome.silenced = silenced.len();
         }
-        let alerting: Vec<(&IntakeRecord, &Alert)> = unique
+        let fresh: Vec<&IntakeRecord> = unique
             .iter()
-            .filter(|r| inserted.contains(&r.event.event_id) && r.silenced_by.is_none())
+            .filter(|r| inserted.contains(&r.event.event_id))
+            .copied()
+            .collect();
+        let recovery = self.recovery_loop(&mut tx, &fresh, now).await?;
+        outcome.cases_recovered = recovery.recovered;
+        outcome.cases_reopened = recovery.reopened;
+        outcome.notifications_queued += recovery.notifications;
+        let alerting: Vec<(&IntakeRecord, &Alert)> = fresh
+            .iter()
+            .filter(|r| r.silenced_by.is_none())
+            .filter(|r| !recovery.reopening_events.contains(&r.event.event_id))
             .filter_map(|r| Some((*r, r.alert.as_ref()?)))
             .collect();
         if alerting.is_empty() {
@@ -174,7 +191,13 @@ impl Store {
                     *severity = (*severity).max(alert.severity);
                 }
                 _ => {
-                    let view = self.new_case_view(&record.event, alert, now);
+                    let mut view = self.new_case_view(&record.event, alert, now);
+                    view.sla = record.deadlines.map(|deadlines| crate::cases::CaseSla {
+                        deadlines,
+                        escalation_level: 0,
+                        overdue_since: None,
+                        paused_at: None,
+                    });
                     active.insert(key.clone(), (view.id, view.severity, Status::Open));
                     new_cases.push((view, alert, key));
                 }
@@ -186,16 +209,19 @@ impl Store {
             sqlx::query(
             "INSERT INTO cases (id, event_id, status, severity, owner_id, owner_name, owner_email, owner_webhook_url,
                                 route, rule_ids, channels, customer_id, store_id, region, touchpoint, nps, csat, ces,
-                                event, version, created_at, updated_at, owner_locale, case_key)
+                                event, version, created_at, updated_at, owner_locale, case_key, deadlines, next_sla_at)
              SELECT u.id, u.event_id, 'open', u.severity, u.owner_id, u.owner_name, u.owner_email, u.owner_webhook_url,
                     u.route, ARRAY(SELECT jsonb_array_elements_text(u.rule_ids)),
                     ARRAY(SELECT jsonb_array_elements_text(u.channels)),
-                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19, u.owner_locale, u.case_key
+                    u.customer_id, u.store_id, u.region, u.touchpoint, u.nps, u.csat, u.ces, u.event, 1, $19, $19, u.owner_locale, u.case_key,
+                    u.deadlines, u.next_sla_at
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[], $20::text[], $21::text[])
+                         $15::int2[], $16::int2[], $17::int2[], $18::jsonb[], $20::text[], $21::text[],
+                         $22::jsonb[], $23::timestamptz[])
                   AS u(id, event_id, severity, owner_id, owner_name, owner_email, owner_webhook_url, route, rule_ids,
-                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event, owner_locale, case_key)",
+                       channels, customer_id, store_id, region, touchpoint, nps, csat, ces, event, owner_locale, case_key,
+                       deadlines, next_sla_at)",
         )
         .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.event_id.clone()).collect::<Vec<_>>())
@@ -218,6 +244,8 @@ impl Store {
         .bind(now)
         .bind(views.iter().map(|v| v.owner_locale.clone()).collect::<Vec<_>>())
         .bind(new_cases.iter().map(|(_, _, k)| k.clone()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.sla.as_ref().map(|s| serde_json::to_value(s.deadlines).unwrap_or_default())).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.sla.as_ref().map(|s| crate::sla::first_check(&s.deadlines))).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         }
@@ -347,7 +375,7 @@ impl Store {
                 );
             }
         }
-        outcome.notifications_queued = outbox.insert(&mut tx, now).await?;
+        outcome.notifications_queued += outbox.insert(&mut tx, now).await?;
 
         let digests: Vec<(&CaseView, &Alert, DigestMode)> = new_cases
             .iter()
@@ -408,6 +436,8 @@ impl Store {
             root_cause: None,
             contact_attempts: 0,
             event: event.clone(),
+            sla: None,
+            recovered_at: None,
         }
     }
 }
@@ -416,7 +446,7 @@ impl Store {
 #[derive(Default)]
 pub(crate) struct OutboxRows {
     ids: Vec<Uuid>,
-    case_ids: Vec<Uuid>,
+    case_ids: Vec<Option<Uuid>>,
     channels: Vec<String>,
     event_types: Vec<String>,
     recipients: Vec<String>,
@@ -432,14 +462,36 @@ impl OutboxRows {
         recipient: &str,
         payload: serde_json::Value,
     ) {
+        self.push_raw(
+            Some(case_id),
+            channel,
+            event_type.as_str(),
+            recipient,
+            payload,
+        );
+    }
+
+    /// A row of any event type, with or without a case (summaries).
+    pub(crate) fn push_raw(
+        &mut self,
+        case_id: Option<Uuid>,
+        channel: &str,
+        event_type: &str,
+        recipient: &str,
+        payload: serde_json::Value,
+    ) {
         // v7: time-ordered, so ids sort roughly by creation, and unique
         // across instances without coordination.
         self.ids.push(Uuid::now_v7());
         self.case_ids.push(case_id);
         self.channels.push(channel.to_owned());
-        self.event_types.push(event_type.as_str().to_owned());
+        self.event_types.push(event_type.to_owned());
         self.recipients.push(recipient.to_owned());
         self.payloads.push(payload);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
     }
 
     pub(crate) async fn insert(
@@ -470,5 +522,162 @@ impl OutboxRows {
         .execute(tx)
         .await?;
         Ok(count)
+    }
+}
+
+/// What the recovery loop did in a batch.
+#[derive(Debug, Default)]
+struct RecoveryOutcome {
+    /// Events that reopened a case (they open no case of their own).
+    reopening_events: HashSet<String>,
+    recovered: usize,
+    reopened: usize,
+    notifications: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct ResolvedCase {
+    case_key: String,
+    id: Uuid,
+    status: String,
+    recovered_at: Option<DateTime<Utc>>,
+    owner_email: String,
+    owner_webhook_url: Option<String>,
+}
+
+impl Store {
+    /// The recovery loop: a new answer from a customer whose case (same
+    /// case key) was resolved within `cases.recovery_window`, with no active
+    /// case of that key. A promoter marks the case recovered; an answer that
+    /// alerts reopens it, with the new event attached and the owner told.
+    async fn recovery_loop(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        records: &[&IntakeRecord],
+        now: DateTime<Utc>,
+    ) -> Result<RecoveryOutcome> {
+        let mut outcome = RecoveryOutcome::default();
+        if self.options.recovery_window <= chrono::Duration::zero() || records.is_empty() {
+            return Ok(outcome);
+        }
+        let keys: Vec<String> = records
+            .iter()
+            .map(|r| case_key(&r.event, &self.options.case_key))
+            .collect();
+        let resolved: Vec<ResolvedCase> = sqlx::query_as(
+            "SELECT DISTINCT ON (c.case_key) c.case_key, c.id, c.status, c.recovered_at, c.owner_email, c.owner_webhook_url
+             FROM cases c
+             WHERE c.case_key = ANY($1) AND c.status IN ('resolved', 'closed') AND c.resolved_at >= $2
+               AND NOT EXISTS (SELECT 1 FROM cases a WHERE a.case_key = c.case_key
+                               AND a.status IN ('open', 'acknowledged', 'contacted', 'reopened', 'waiting_on_customer'))
+             ORDER BY c.case_key, c.resolved_at DESC",
+        )
+        .bind(&keys)
+        .bind(now - self.options.recovery_window)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_key: HashMap<String, ResolvedCase> = resolved
+            .into_iter()
+            .map(|c| (c.case_key.clone(), c))
+            .collect();
+        let mut outbox = OutboxRows::default();
+        for (record, key) in records.iter().zip(keys) {
+            // One answer per case and batch: the first decides.
+            let Some(case) = by_key.remove(&key) else {
+                continue;
+            };
+            let event = &record.event;
+            let alerts = record.alert.is_some() && record.silenced_by.is_none();
+            let (action, to_status, note) = if alerts {
+                (
+                    "reopen",
+                    Status::Reopened.as_str(),
+                    format!("the customer answered again: {}", event.scores.summary()),
+                )
+            } else if event.scores.is_recovery() && case.recovered_at.is_none() {
+                (
+                    "recovered",
+                    case.status.as_str(),
+                    format!("the customer came back happy: {}", event.scores.summary()),
+                )
+            } else {
+                continue;
+            };
+            if alerts {
+                sqlx::query(
+                    "UPDATE cases SET status = 'reopened', version = version + 1, updated_at = $2,
+                            resolved_at = NULL, closed_at = NULL, root_cause = NULL, resolved_by = NULL,
+                            overdue_since = NULL,
+                            clocks_restart_at = CASE WHEN deadlines IS NULL THEN NULL ELSE $2 END,
+                            next_sla_at = CASE WHEN deadlines IS NULL THEN NULL ELSE $2 END
+                     WHERE id = $1",
+                )
+                .bind(case.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                outcome.reopened += 1;
+                outcome.reopening_events.insert(event.event_id.clone());
+            } else {
+                sqlx::query(
+                    "UPDATE cases SET recovered_at = $2, recovery_event_id = $3, updated_at = $2 WHERE id = $1",
+                )
+                .bind(case.id)
+                .bind(now)
+                .bind(&event.event_id)
+                .execute(&mut *tx)
+                .await?;
+                outcome.recovered += 1;
+            }
+            sqlx::query(
+                "INSERT INTO case_events (event_id, case_id, attached_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&event.event_id)
+            .bind(case.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
+                 VALUES ($1, $2, 'closeloop', $3, $4, $5, $6, $7)",
+            )
+            .bind(case.id)
+            .bind(now)
+            .bind(action)
+            .bind(&case.status)
+            .bind(to_status)
+            .bind(&note)
+            .bind(serde_json::json!({
+                "event_id": event.event_id,
+                "rules": record.alert.as_ref().map(|a| a.rule_ids.clone()),
+            }))
+            .execute(&mut *tx)
+            .await?;
+            if alerts {
+                let Some(mut view) = self
+                    .case_views_in(&mut *tx, &[case.id])
+                    .await?
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
+                // The owner reads the new answer, not the one of last time.
+                view.event = event.clone();
+                let body = webhook_body(CaseEventType::Reopened, &view, now);
+                outbox.push(
+                    case.id,
+                    "email",
+                    CaseEventType::Reopened,
+                    &case.owner_email,
+                    body.clone(),
+                );
+                if let Some(url) = &case.owner_webhook_url {
+                    outbox.push(case.id, "webhook", CaseEventType::Reopened, url, body);
+                }
+            }
+        }
+        outcome.notifications = outbox.insert(&mut *tx, now).await?;
+        Ok(outcome)
     }
 }

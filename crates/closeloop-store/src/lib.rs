@@ -16,13 +16,14 @@ mod intake;
 mod metrics;
 mod outbox;
 mod silences;
+mod sla;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use cases::{CaseDetail, CaseFilter, CaseView, DeliveryView, HistoryView, LinkUse};
+pub use cases::{CaseDetail, CaseFilter, CaseSla, CaseView, DeliveryView, HistoryView, LinkUse};
 pub use digest::DigestPayload;
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
@@ -31,6 +32,10 @@ pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };
 pub use silences::SilenceView;
+pub use sla::{
+    FollowupItem, FollowupPayload, Notice, Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome,
+    WatcherView,
+};
 
 /// Static settings the store needs to render what it stores.
 #[derive(Debug, Clone)]
@@ -45,6 +50,9 @@ pub struct StoreOptions {
     /// Immediate alert emails per owner per UTC day; past it, emails go to
     /// the owner's digest (daily unless they have one). Zero: no cap.
     pub fatigue_cap_per_day: u32,
+    /// How long after resolution a new answer of the customer closes the
+    /// recovery loop (a promoter) or reopens the case (an alert). Zero: off.
+    pub recovery_window: chrono::Duration,
 }
 
 impl StoreOptions {
@@ -55,6 +63,7 @@ impl StoreOptions {
             case_key: closeloop_core::coalesce::DEFAULT_CASE_KEY.to_vec(),
             coalesce_window: chrono::Duration::days(7),
             fatigue_cap_per_day: 0,
+            recovery_window: chrono::Duration::days(30),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod pipeline;
 mod reload;
 mod rules_cmd;
+mod scheduler;
 mod serve;
 mod settings;
 

@@ -12,6 +12,8 @@ pub struct Pipeline {
     /// Read once per batch: a reload lands between batches.
     pub policy: Arc<crate::reload::ActivePolicy>,
     pub wake_dispatcher: Arc<Notify>,
+    /// SLA targets: a new case's clocks start in its owner's calendar.
+    pub sla: closeloop_core::sla::SlaPolicy,
 }
 
 impl BatchHandler for Pipeline {
@@ -44,7 +46,12 @@ impl BatchHandler for Pipeline {
                         .find(|(_, m)| m.matches(&accepted.event))
                         .map(|(id, _)| *id)
                 });
+                let deadlines = alert.as_ref().and_then(|a| {
+                    self.sla
+                        .deadlines(a.severity, policy.owners().calendar_for(&a.owner.id), now)
+                });
                 IntakeRecord {
+                    deadlines,
                     alert,
                     silenced_by,
                     event: accepted.event,
@@ -56,10 +63,7 @@ impl BatchHandler for Pipeline {
                 }
             })
             .collect();
-        let outcome = self
-            .store
-            .persist_batch(&records, chrono::Utc::now())
-            .await?;
+        let outcome = self.store.persist_batch(&records, now).await?;
         tracing::info!(
             events = records.len(),
             accepted = outcome.accepted,
@@ -68,6 +72,8 @@ impl BatchHandler for Pipeline {
             notifications = outcome.notifications_queued,
             coalesced = outcome.cases_coalesced,
             silenced = outcome.silenced,
+            recovered = outcome.cases_recovered,
+            reopened = outcome.cases_reopened,
             "batch stored"
         );
         if outcome.notifications_queued > 0 {

@@ -58,6 +58,8 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
             coalesce_window: chrono::Duration::from_std(settings.cases.coalesce_window)
                 .unwrap_or(chrono::Duration::days(7)),
             fatigue_cap_per_day: settings.cases.fatigue_cap_per_day,
+            recovery_window: chrono::Duration::from_std(settings.cases.recovery_window)
+                .unwrap_or(chrono::Duration::days(30)),
             ..StoreOptions::new(settings.http.public_url.clone())
         },
     )?)
@@ -432,10 +434,18 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         batch_linger: settings.kafka.batch_linger,
         max_event_bytes: settings.kafka.max_event_bytes,
     };
+    let scheduler = crate::scheduler::SlaScheduler {
+        store: store.clone(),
+        policy: policy.clone(),
+        sla: settings.sla.policy(),
+        poll_interval: settings.sla.poll_interval,
+        wake_dispatcher: wake.clone(),
+    };
     let pipeline = Pipeline {
         store: store.clone(),
         policy,
         wake_dispatcher: wake,
+        sla: settings.sla.policy(),
     };
     {
         let cancel = cancel.clone();
@@ -452,6 +462,10 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     {
         let cancel = cancel.clone();
         tracker.spawn(async move { dispatcher.run(cancel).await });
+    }
+    {
+        let cancel = cancel.clone();
+        tracker.spawn(async move { scheduler.run(cancel).await });
     }
     {
         let cancel = cancel.clone();

@@ -28,6 +28,8 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub dispatch: DispatchSettings,
     #[serde(default)]
+    pub sla: SlaSettings,
+    #[serde(default)]
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -127,6 +129,15 @@ pub struct CasesSettings {
     /// owner's digest; 0: no cap.
     #[serde(default)]
     pub fatigue_cap_per_day: u32,
+    /// After resolution, how long a new answer of the same customer (same
+    /// case key) counts: a promoter marks the case recovered, an alert
+    /// reopens it. "0s" turns the recovery loop off.
+    #[serde(default = "default_recovery_window", with = "humantime_serde")]
+    pub recovery_window: Duration,
+}
+
+fn default_recovery_window() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 impl Default for CasesSettings {
@@ -135,6 +146,7 @@ impl Default for CasesSettings {
             coalesce_key: default_case_key(),
             coalesce_window: default_coalesce_window(),
             fatigue_cap_per_day: 0,
+            recovery_window: default_recovery_window(),
         }
     }
 }
@@ -235,6 +247,91 @@ pub struct DispatchSettings {
     pub retry_schedule: Vec<HumanDuration>,
 }
 
+/// SLA clocks, reminders and escalation (business time, in each owner's
+/// calendar from the owner directory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    /// How often the scheduler looks for due reminders and escalations.
+    #[serde(default = "default_sla_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Share of a stage's allowed time after which the owner is reminded.
+    #[serde(default = "default_remind_at")]
+    pub remind_at: f64,
+    /// Business time between escalation levels after a missed deadline.
+    #[serde(default = "default_escalate_every", with = "humantime_serde")]
+    pub escalate_every: Duration,
+    /// Targets per severity (low, medium, high, critical); a severity left
+    /// out has no clocks. Absent: the defaults of the README.
+    #[serde(default)]
+    pub targets: Option<BTreeMap<closeloop_core::Severity, SlaTargetSettings>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaTargetSettings {
+    #[serde(with = "humantime_serde")]
+    pub acknowledge: Duration,
+    #[serde(with = "humantime_serde")]
+    pub first_contact: Duration,
+    #[serde(with = "humantime_serde")]
+    pub resolve: Duration,
+}
+
+fn default_sla_poll() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_remind_at() -> f64 {
+    closeloop_core::sla::SlaPolicy::default().remind_at
+}
+
+fn default_escalate_every() -> Duration {
+    closeloop_core::sla::SlaPolicy::default()
+        .escalate_every
+        .to_std()
+        .unwrap_or(Duration::from_secs(8 * 3600))
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        SlaSettings {
+            poll_interval: default_sla_poll(),
+            remind_at: default_remind_at(),
+            escalate_every: default_escalate_every(),
+            targets: None,
+        }
+    }
+}
+
+impl SlaSettings {
+    /// The core's policy.
+    pub fn policy(&self) -> closeloop_core::sla::SlaPolicy {
+        let defaults = closeloop_core::sla::SlaPolicy::default();
+        let chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        closeloop_core::sla::SlaPolicy {
+            targets: match &self.targets {
+                None => defaults.targets,
+                Some(targets) => targets
+                    .iter()
+                    .map(|(severity, t)| {
+                        (
+                            *severity,
+                            closeloop_core::sla::SlaTargets {
+                                acknowledge: chrono(t.acknowledge),
+                                first_contact: chrono(t.first_contact),
+                                resolve: chrono(t.resolve),
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+            remind_at: self.remind_at,
+            escalate_every: chrono(self.escalate_every),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
@@ -325,6 +422,15 @@ impl Settings {
         }
         if self.rules.root_causes.is_empty() {
             bail!("rules.root_causes: at least one root cause is required");
+        }
+        if !(self.sla.remind_at > 0.0 && self.sla.remind_at <= 1.0) {
+            bail!(
+                "sla.remind_at: must be a share of the allowed time, above 0 and at most 1 (got {})",
+                self.sla.remind_at
+            );
+        }
+        if self.sla.poll_interval.is_zero() {
+            bail!("sla.poll_interval: must be above 0");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
