@@ -223,6 +223,43 @@ async fn reminders_escalation_and_watchers() {
     })
     .await;
 
+    // The loop metrics see the late acknowledgement, in JSON and Prometheus.
+    let metrics: Value = reqwest::get(env.api("/v1/metrics/loop?group_by=owner"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claire = metrics["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "mgr-lyon-02")
+        .cloned()
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(
+        (
+            &claire["opened"],
+            &claire["overdue"],
+            &claire["ack_within_sla"]
+        ),
+        (&json!(1), &json!(1), &json!(0.0)),
+        "{claire}"
+    );
+    assert_eq!(claire["resolve_within_sla"], json!(1.0), "{claire}");
+    let exposition = reqwest::get(env.api("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "closeloop_loop_cases_overdue{owner=\"mgr-lyon-02\"} 1",
+        "closeloop_loop_ack_within_sla_ratio{owner=\"mgr-lyon-02\"} 0",
+    ] {
+        assert!(exposition.contains(line), "{line} in:\n{exposition}");
+    }
+
     // A few more ticks of both schedulers: nothing was sent twice.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(emails_to(&env, CLAIRE, "Rappel").len(), 1);

@@ -410,7 +410,10 @@ async fn loop_metrics(
         .to
         .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
     let from = query.from.unwrap_or(to - chrono::Duration::days(30));
-    let rows = state.store.loop_metrics(column, from, to).await?;
+    let rows = state
+        .store
+        .loop_metrics(column, from, to, (state.now)())
+        .await?;
     let causes = state.store.top_root_causes(column, from, to).await?;
     let groups: Vec<Value> = rows
         .iter()
@@ -591,11 +594,22 @@ async fn rules_reload(State(state): State<AppState>) -> Result<Response, ApiErro
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state
+    let mut body = state
         .metrics
         .as_ref()
         .map(|m| m.render())
         .unwrap_or_default();
+    // The loop figures of the last 30 days, per owner. A scrape while the
+    // database is down still gets the service's own counters.
+    let now = (state.now)();
+    match state
+        .store
+        .loop_metrics("owner_id", now - chrono::Duration::days(30), now, now)
+        .await
+    {
+        Ok(rows) => body.push_str(&loop_exposition(&rows)),
+        Err(error) => tracing::warn!(%error, "loop metrics unavailable for /metrics"),
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -604,6 +618,95 @@ async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Prometheus text exposition of loop figures, one series per owner.
+fn loop_exposition(rows: &[closeloop_store::LoopMetricsRow]) -> String {
+    type Figure = fn(&closeloop_store::LoopMetricsRow) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 12] = [
+        (
+            "closeloop_loop_cases_opened",
+            "Cases opened in the last 30 days.",
+            |r| Some(r.opened as f64),
+        ),
+        (
+            "closeloop_loop_cases_acknowledged",
+            "Of those, acknowledged.",
+            |r| Some(r.acknowledged as f64),
+        ),
+        (
+            "closeloop_loop_cases_contacted",
+            "Of those, with the customer contacted.",
+            |r| Some(r.contacted as f64),
+        ),
+        (
+            "closeloop_loop_cases_resolved",
+            "Of those, resolved.",
+            |r| Some(r.resolved as f64),
+        ),
+        (
+            "closeloop_loop_cases_overdue",
+            "Of those, flagged for a missed SLA deadline.",
+            |r| Some(r.overdue as f64),
+        ),
+        (
+            "closeloop_loop_ack_seconds_p50",
+            "Median time to acknowledge.",
+            |r| r.p50_ack_seconds,
+        ),
+        (
+            "closeloop_loop_contact_seconds_p50",
+            "Median time to first contact.",
+            |r| r.p50_contact_seconds,
+        ),
+        (
+            "closeloop_loop_resolve_seconds_p50",
+            "Median time to resolve.",
+            |r| r.p50_resolve_seconds,
+        ),
+        (
+            "closeloop_loop_ack_within_sla_ratio",
+            "Share acknowledged within SLA.",
+            |r| r.ack_within_sla,
+        ),
+        (
+            "closeloop_loop_contact_within_sla_ratio",
+            "Share contacted within SLA.",
+            |r| r.contact_within_sla,
+        ),
+        (
+            "closeloop_loop_resolve_within_sla_ratio",
+            "Share resolved within SLA.",
+            |r| r.resolve_within_sla,
+        ),
+        (
+            "closeloop_loop_recovery_ratio",
+            "Share of resolved cases whose customer came back a promoter.",
+            |r| r.recovery_rate,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, figure) in figures {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for row in rows {
+            if let Some(value) = figure(row) {
+                let owner = row.group.as_deref().unwrap_or("");
+                out.push_str(&format!(
+                    "{name}{{owner=\"{}\"}} {value}\n",
+                    escape_label(owner)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Check a silence before it is stored: the matcher compiles, the period is
@@ -894,6 +997,12 @@ async fn add_watcher(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("x\ny"), "x\\ny");
+    }
 
     #[test]
     fn durations_and_silence_checks() {

@@ -17,19 +17,46 @@ pub struct LoopMetricsRow {
     pub p50_ack_seconds: Option<f64>,
     pub p90_ack_seconds: Option<f64>,
     pub p50_contact_seconds: Option<f64>,
+    pub p90_contact_seconds: Option<f64>,
     pub p50_resolve_seconds: Option<f64>,
     pub p90_resolve_seconds: Option<f64>,
+    /// Share (0–1) of cases acknowledged by their deadline, among those
+    /// acknowledged or past it; none without SLA clocks.
+    pub ack_within_sla: Option<f64>,
+    pub contact_within_sla: Option<f64>,
+    pub resolve_within_sla: Option<f64>,
+    /// Cases that missed a deadline (flagged overdue).
+    pub overdue: i64,
+    /// Resolved cases whose customer later answered as a promoter.
+    pub recovered: i64,
+    /// recovered / resolved.
+    pub recovery_rate: Option<f64>,
 }
 
 impl Store {
     /// Loop figures for cases opened in `[from, to)`, grouped by `group_by`
     /// (`owner`, `store` or `region`; anything else is refused by the caller).
+    /// A stage counts against its SLA once done or once its deadline is
+    /// behind `now`.
     pub async fn loop_metrics(
         &self,
         group_column: &'static str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<LoopMetricsRow>> {
+        let within = |done: &str, stage: &str| {
+            let due = format!("(deadlines->'{stage}'->>'due_at')::timestamptz");
+            format!(
+                "round((count(*) FILTER (WHERE {done} IS NOT NULL AND {done} <= {due})::numeric
+                        / nullif(count(*) FILTER (WHERE deadlines IS NOT NULL AND ({done} IS NOT NULL OR {due} <= $3)), 0)), 4)::float8"
+            )
+        };
+        let (ack, contact, resolve) = (
+            within("acknowledged_at", "acknowledge"),
+            within("first_contact_at", "first_contact"),
+            within("resolved_at", "resolve"),
+        );
         let sql = format!(
             "SELECT {group_column} AS \"group\",
                     count(*) AS opened,
@@ -39,14 +66,24 @@ impl Store {
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)::float8) AS p50_ack_seconds,
                     percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)::float8) AS p90_ack_seconds,
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_contact_at - created_at)::float8) AS p50_contact_seconds,
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_contact_at - created_at)::float8) AS p90_contact_seconds,
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8) AS p50_resolve_seconds,
-                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8) AS p90_resolve_seconds
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8) AS p90_resolve_seconds,
+                    {ack} AS ack_within_sla,
+                    {contact} AS contact_within_sla,
+                    {resolve} AS resolve_within_sla,
+                    count(overdue_since) AS overdue,
+                    count(recovered_at) AS recovered,
+                    round((count(recovered_at)::numeric
+                           / nullif(count(*) FILTER (WHERE status IN ('resolved', 'closed') OR recovered_at IS NOT NULL), 0)), 4)::float8
+                        AS recovery_rate
              FROM cases WHERE created_at >= $1 AND created_at < $2
              GROUP BY 1 ORDER BY 1"
         );
         Ok(sqlx::query_as(&sql)
             .bind(from)
             .bind(to)
+            .bind(now)
             .fetch_all(&self.pool)
             .await?)
     }
