@@ -167,6 +167,18 @@ async fn reminders_escalation_and_watchers() {
         "{actions:?}"
     );
 
+    // The case page shows the flag; without auth it asks for a name.
+    let page = reqwest::get(env.api(&format!("/cases/{case_id}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Overdue since") && page.contains("Your name"),
+        "{page}"
+    );
+
     // Someone subscribes; bad input names the field.
     let watchers_url = env.api(&format!("/v1/cases/{case_id}/watchers"));
     let (status, body) = post(
@@ -462,4 +474,192 @@ async fn the_recovery_loop() {
         "{}",
         email.text
     );
+}
+
+fn event_at(event_id: &str, customer: &str, store: &str, region: &str) -> String {
+    json!({
+        "event_id": event_id,
+        "occurred_at": "2026-11-21T10:15:00+01:00",
+        "source": "survey.post-delivery",
+        "customer": {"id": customer},
+        "journey": {"touchpoint": "delivery"},
+        "location": {"store_id": store, "region": region, "country": "FR"},
+        "scores": {"nps": 1}
+    })
+    .to_string()
+}
+
+async fn call(method: &str, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url).json(&body),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Tokens with roles: a manager sees and acts on the cases of their scope
+/// only (other cases answer 404), ops sees all, no token or a revoked one
+/// gets 401, and the actor recorded is the token's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_roles_and_manager_scope() {
+    let env = TestEnv::new(Options {
+        auth: true,
+        ..Options::default()
+    })
+    .await;
+    let _service = env.start_service().await;
+    let create = |name: &str, role: &str, owner: Option<&str>| {
+        let mut args = vec!["tokens", "create", "--name", name, "--role", role];
+        if let Some(owner) = owner {
+            args.extend(["--owner", owner]);
+        }
+        env.cli(&args).trim().to_owned()
+    };
+    let ops = create("ops.team", "ops", None);
+    let claire = create("claire.martin", "manager", Some("mgr-lyon-02"));
+    let julien = create("julien.faure", "manager", Some("rm-fr-ara"));
+    let paris = create("paris.manager", "manager", Some("mgr-paris-01"));
+    assert!(ops.starts_with("clt_") && ops.len() > 40, "{ops}");
+
+    let (lyon_event, paris_event) = (format!("lyon-{}", env.name), format!("paris-{}", env.name));
+    env.publish(&env.write_events(
+        "two.jsonl",
+        &[
+            event_at(&lyon_event, "C-A1", "LYON-02", "FR-ARA"),
+            event_at(&paris_event, "C-A2", "PARIS-01", "FR-IDF"),
+        ],
+    ));
+    let lyon = case_id_of(&env, &lyon_event).await;
+    let paris_case = case_id_of(&env, &paris_event).await;
+
+    // No token, a wrong one: 401.
+    let (status, body) = call("GET", env.api("/v1/cases"), None, Value::Null).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("authorization:"),
+        "{body}"
+    );
+    let (status, _) = call("GET", env.api("/v1/cases"), Some("clt_forged"), Value::Null).await;
+    assert_eq!(status, 401);
+
+    // Each manager lists their scope only; ops lists everything.
+    let listed = |body: &Value| -> Vec<String> {
+        body["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (token, expected) in [
+        (&claire, vec![lyon.to_string()]),
+        (&julien, vec![lyon.to_string()]),
+        (&paris, vec![paris_case.to_string()]),
+    ] {
+        let (status, body) = call("GET", env.api("/v1/cases"), Some(token), Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(listed(&body), expected);
+    }
+    let (_, body) = call("GET", env.api("/v1/cases"), Some(&ops), Value::Null).await;
+    assert_eq!(listed(&body).len(), 2, "{body}");
+
+    // Outside the scope, a case does not exist: read, act, trace, watch.
+    for (method, path) in [
+        ("GET", format!("/v1/cases/{paris_case}")),
+        ("POST", format!("/v1/cases/{paris_case}/acknowledge")),
+        ("GET", format!("/v1/cases/{paris_case}/trace")),
+        ("GET", format!("/v1/cases/{paris_case}/watchers")),
+    ] {
+        let (status, body) = call(method, env.api(&path), Some(&claire), json!({})).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(
+            body["error"],
+            format!("case {paris_case} not found"),
+            "same answer as a missing case"
+        );
+    }
+    // Operations are not for managers.
+    for path in [
+        "/v1/silences",
+        "/v1/rules/status",
+        "/v1/deliveries",
+        "/v1/metrics/loop",
+    ] {
+        let (status, body) = call("GET", env.api(path), Some(&claire), Value::Null).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _) = call("GET", env.api("/v1/rules/status"), Some(&ops), Value::Null).await;
+    assert_eq!(status, 200);
+
+    // The case page (public by its random id) asks for the token, not a
+    // name, and shows the SLA deadlines.
+    let page = reqwest::get(env.api(&format!("/cases/{lyon}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "Your access token",
+        "'authorization':'Bearer ' + token",
+        "Acknowledge by",
+        "Resolve by",
+    ] {
+        assert!(page.contains(expected), "{expected} in the page:\n{page}");
+    }
+    assert!(!page.contains("Your name"));
+
+    // In scope: the action records the token's name, whatever the body says.
+    let (status, body) = call(
+        "POST",
+        env.api(&format!("/v1/cases/{lyon}/acknowledge")),
+        Some(&claire),
+        json!({"actor": "someone.else", "note": "je rappelle"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let last = body["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["actor"].as_str()),
+        (Some("acknowledge"), Some("claire.martin"))
+    );
+    // The regional manager acts on a case of a store under them.
+    let (status, body) = call(
+        "POST",
+        env.api(&format!("/v1/cases/{lyon}/notes")),
+        Some(&julien),
+        json!({"note": "vu"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Only hashes are stored; a revoked token stops working at once.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_all(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 4);
+    assert!(stored.contains(&closeloop_core::access::token_hash(&claire)));
+    assert!(!stored.iter().any(|h| h == claire.as_bytes()));
+    let listing = env.cli(&["tokens", "list"]);
+    assert!(!listing.contains(&claire), "list never shows a token");
+    let id = listing
+        .lines()
+        .find(|l| l.contains("claire.martin"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    env.cli(&["tokens", "revoke", &id]);
+    let (status, _) = call("GET", env.api("/v1/cases"), Some(&claire), Value::Null).await;
+    assert_eq!(status, 401);
+    assert!(env.cli(&["tokens", "list"]).contains("revoked"));
 }

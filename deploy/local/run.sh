@@ -25,10 +25,24 @@ for _ in $(seq 1 150); do
 done
 [ -n "$ready" ] || { echo "error: the service is not ready after 30 s; see .run/closeloop.log" >&2; exit 1; }
 
+# The API needs a token: one for ops and one for the LYON-02 store manager,
+# kept in .run/ and reused while they work.
+token() { # file name role [owner]
+  local file=$1 name=$2 role=$3 owner=${4:-}
+  if [ -s "$file" ] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$file")" \
+       http://127.0.0.1:8080/v1/root-causes; then return; fi
+  $BIN tokens create --name "$name" --role "$role" ${owner:+--owner "$owner"} 2>/dev/null > "$file"
+}
+token .run/ops-token ops.demo ops
+token .run/claire-token claire.martin manager mgr-lyon-02
+
 $BIN publish "$SAMPLE"
 cat <<INFO
 
 closeloop is running.
+  tokens:    export TOKEN=\$(cat .run/ops-token)           (ops: every case, rules, silences…)
+             export CLAIRE=\$(cat .run/claire-token)       (the LYON-02 manager: her cases only)
+             curl -H "authorization: Bearer \$TOKEN" ...
   API:       http://127.0.0.1:8080/v1/cases?status=open
   a case:    http://127.0.0.1:8080/cases/<id>   (the link in each email)
   emails:    .run/maildir/new/          (one file per email)

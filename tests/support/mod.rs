@@ -371,6 +371,9 @@ pub struct Options {
     /// Join the consumer group as a static member (`kafka.instance_id`),
     /// so a restarted instance takes over its partitions at once.
     pub static_member: bool,
+    /// Require API tokens (`auth.required`). Off by default: the other
+    /// tests exercise the API itself; access control has its own test.
+    pub auth: bool,
 }
 
 impl Default for Options {
@@ -382,6 +385,7 @@ impl Default for Options {
             kafka: None,
             database: None,
             static_member: false,
+            auth: false,
         }
     }
 }
@@ -506,6 +510,9 @@ retry_schedule = ["0s", "1s", "2s", "5s"]
 [shutdown]
 grace = "20s"
 
+[auth]
+required = {auth}
+
 [kafka.properties]
 # tansu evicts a dead group member only when another request reaches the
 # group, so a join after a kill -9 waits out the whole rebalance timeout
@@ -520,6 +527,7 @@ grace = "20s"
                 },
                 partitions = options.partitions,
                 batch_max = options.batch_max,
+                auth = options.auth,
                 rules = rules_file.display(),
                 owners = owners_file.display(),
                 templates = repo_root().join("config/templates").display(),

@@ -14,6 +14,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No token, or an unknown or revoked one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose role may not use this part of the API.
+    #[error("{0}")]
+    Forbidden(String),
     /// A refused transition: the request is valid but the case's state forbids it.
     #[error("{0}")]
     Conflict(String),
@@ -54,6 +60,8 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

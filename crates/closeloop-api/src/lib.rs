@@ -6,6 +6,7 @@
 //! and logged in one place ([`ApiError`]); the server takes its listener and
 //! its shutdown signal as parameters, so tests bind port 0.
 
+mod auth;
 mod error;
 mod limits;
 mod links;
@@ -18,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use closeloop_core::{event::event_from_value, Command, ContactOutcome, Status};
 use closeloop_store::{CaseFilter, ReplaySelector, Store};
@@ -27,6 +28,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use auth::Caller;
 pub use error::ApiError;
 pub use limits::HttpLimits;
 
@@ -43,6 +45,8 @@ pub trait RulesControl: Send + Sync {
     fn reload(&self) -> Result<Value, String>;
     /// An owner of the active directory.
     fn owner(&self, id: &str) -> Option<closeloop_core::Owner>;
+    /// The cases a manager (an owner of the directory) may see.
+    fn scope(&self, owner_id: &str) -> closeloop_core::access::Scope;
 }
 
 /// Prometheus text exposition of the service's counters.
@@ -67,12 +71,14 @@ pub struct AppState {
     pub link_secret: Option<Arc<Vec<u8>>>,
     pub metrics: Option<Arc<dyn MetricsSource>>,
     pub limits: HttpLimits,
+    /// `/v1` needs a bearer token (see [`auth`]).
+    pub auth_required: bool,
 }
 
 /// Build the router.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
-    let limited = Router::new()
+    let v1 = Router::new()
         .route("/v1/events", post(ingest_events))
         .route("/v1/cases", get(list_cases))
         .route("/v1/cases/{id}", get(get_case))
@@ -101,6 +107,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rules/reload", post(rules_reload))
         .route("/v1/metrics/loop", get(loop_metrics))
         .route("/v1/metrics/scores", get(score_metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    let limited = Router::new()
+        .merge(v1)
         .route("/cases/{id}", get(case_page))
         .route("/a/{token}", get(links::confirm).post(links::apply))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
@@ -208,6 +220,7 @@ struct ListQuery {
 
 async fn list_cases(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let status = match &query.status {
@@ -230,6 +243,7 @@ async fn list_cases(
         store_id: query.store,
         limit,
         offset: query.offset.unwrap_or(0).max(0),
+        scope: caller.scope().cloned(),
     };
     let cases = state.store.list_cases(&filter).await?;
     Ok(
@@ -242,25 +256,51 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound(format!("case {text} not found")))
 }
 
+/// The case id of the path, if the caller may see that case: outside a
+/// manager's scope a case answers 404, exactly as a missing one.
+async fn visible_case(state: &AppState, caller: &Caller, id: &str) -> Result<Uuid, ApiError> {
+    let uuid = parse_id(id)?;
+    if caller.scope().is_some() {
+        let visible = state
+            .store
+            .case_views(&[uuid])
+            .await?
+            .first()
+            .is_some_and(|case| caller.sees(case));
+        if !visible {
+            return Err(ApiError::NotFound(format!("case {id} not found")));
+        }
+    }
+    Ok(uuid)
+}
+
 async fn get_case(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let detail = state.store.case_detail(parse_id(&id)?).await?;
+    let detail = state
+        .store
+        .case_detail(visible_case(&state, &caller, &id).await?)
+        .await?;
     Ok(Json(detail).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActorNote {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ContactBody {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     outcome: ContactOutcome,
     note: Option<String>,
 }
@@ -268,7 +308,9 @@ struct ContactBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     root_cause: String,
     note: Option<String>,
 }
@@ -276,20 +318,24 @@ struct ResolveBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReopenBody {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     reason: String,
 }
 
 async fn run_command(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     command: Command,
-    actor: &str,
+    actor: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(id)?;
+    let id = visible_case(state, caller, id).await?;
+    let actor = caller.actor(actor)?;
     let detail = state
         .store
-        .apply_command(id, &command, actor, (state.now)(), &state.root_causes)
+        .apply_command(id, &command, &actor, (state.now)(), &state.root_causes)
         .await?;
     tracing::info!(case = %id, action = command.action(), actor, status = %detail.case.status, "case updated");
     Ok(Json(detail).into_response())
@@ -301,82 +347,112 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 async fn acknowledge(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let b = body(b)?;
-    run_command(&state, &id, Command::Acknowledge { note: b.note }, &b.actor).await
-}
-
-async fn add_note(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ActorNote>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
     run_command(
         &state,
+        &caller,
+        &id,
+        Command::Acknowledge { note: b.note },
+        b.actor.as_deref(),
+    )
+    .await
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    b: Result<Json<ActorNote>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    run_command(
+        &state,
+        &caller,
         &id,
         Command::AddNote {
             note: b.note.unwrap_or_default(),
         },
-        &b.actor,
+        b.actor.as_deref(),
     )
     .await
 }
 
 async fn record_contact(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ContactBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
     run_command(
         &state,
+        &caller,
         &id,
         Command::RecordContact {
             outcome: b.outcome,
             note: b.note,
         },
-        &b.actor,
+        b.actor.as_deref(),
     )
     .await
 }
 
 async fn resolve(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ResolveBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
     run_command(
         &state,
+        &caller,
         &id,
         Command::Resolve {
             root_cause: b.root_cause,
             note: b.note,
         },
-        &b.actor,
+        b.actor.as_deref(),
     )
     .await
 }
 
 async fn reopen(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ReopenBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
-    run_command(&state, &id, Command::Reopen { reason: b.reason }, &b.actor).await
+    run_command(
+        &state,
+        &caller,
+        &id,
+        Command::Reopen { reason: b.reason },
+        b.actor.as_deref(),
+    )
+    .await
 }
 
 async fn close(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ActorNote>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
-    run_command(&state, &id, Command::Close { note: b.note }, &b.actor).await
+    run_command(
+        &state,
+        &caller,
+        &id,
+        Command::Close { note: b.note },
+        b.actor.as_deref(),
+    )
+    .await
 }
 
 async fn root_causes(State(state): State<AppState>) -> Json<Value> {
@@ -440,7 +516,12 @@ async fn case_page(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let detail = state.store.case_detail(parse_id(&id)?).await?;
-    Ok(Html(page::render(&detail, &state.root_causes)).into_response())
+    Ok(Html(page::render(
+        &detail,
+        &state.root_causes,
+        state.auth_required,
+    ))
+    .into_response())
 }
 
 /// `GET /v1/cases/{id}/trace`: why the case exists and what happened to
@@ -448,9 +529,10 @@ async fn case_page(
 /// every delivery attempt with its outcome.
 async fn case_trace(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = visible_case(&state, &caller, &id).await?;
     let detail = state.store.case_detail(id).await?;
     let attempts = state.store.attempts_of_case(id).await?;
     let deliveries: Vec<Value> = detail
@@ -888,32 +970,44 @@ async fn score_metrics(
 
 async fn wait_on_customer(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ActorNote>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
     run_command(
         &state,
+        &caller,
         &id,
         Command::WaitOnCustomer { note: b.note },
-        &b.actor,
+        b.actor.as_deref(),
     )
     .await
 }
 
 async fn resume(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ActorNote>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
-    run_command(&state, &id, Command::Resume { note: b.note }, &b.actor).await
+    run_command(
+        &state,
+        &caller,
+        &id,
+        Command::Resume { note: b.note },
+        b.actor.as_deref(),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReassignBody {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     owner: String,
     reason: String,
 }
@@ -921,11 +1015,13 @@ struct ReassignBody {
 /// Give the case to another owner of the directory, with a reason.
 async fn reassign(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<ReassignBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
-    let id = parse_id(&id)?;
+    let id = visible_case(&state, &caller, &id).await?;
+    let actor = caller.actor(b.actor.as_deref())?;
     let owner = rules_control(&state)?.owner(&b.owner).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "owner: unknown owner \"{}\" (not in the owner directory)",
@@ -934,16 +1030,18 @@ async fn reassign(
     })?;
     let detail = state
         .store
-        .reassign(id, &owner, &b.reason, &b.actor, (state.now)())
+        .reassign(id, &owner, &b.reason, &actor, (state.now)())
         .await?;
-    tracing::info!(case = %id, owner = %owner.id, actor = %b.actor, "case reassigned");
+    tracing::info!(case = %id, owner = %owner.id, actor, "case reassigned");
     Ok(Json(detail).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WatcherBody {
-    actor: String,
+    /// Ignored with a token: the token's name is the actor.
+    #[serde(default)]
+    actor: Option<String>,
     name: String,
     email: String,
     #[serde(default)]
@@ -952,9 +1050,10 @@ struct WatcherBody {
 
 async fn list_watchers(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = visible_case(&state, &caller, &id).await?;
     // 404 for an unknown case, as for every case route.
     state.store.case_detail(id).await?;
     Ok(Json(json!({ "watchers": state.store.watchers(id).await? })).into_response())
@@ -964,14 +1063,13 @@ async fn list_watchers(
 /// when it is resolved.
 async fn add_watcher(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Json<WatcherBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
-    let id = parse_id(&id)?;
-    if b.actor.trim().is_empty() {
-        return Err(ApiError::BadRequest("actor: must not be empty".into()));
-    }
+    let id = visible_case(&state, &caller, &id).await?;
+    let actor = caller.actor(b.actor.as_deref())?;
     if b.name.trim().is_empty() {
         return Err(ApiError::BadRequest("name: must not be empty".into()));
     }
@@ -988,9 +1086,9 @@ async fn add_watcher(
     };
     let watchers = state
         .store
-        .subscribe_watcher(id, &watcher, &b.actor, (state.now)())
+        .subscribe_watcher(id, &watcher, &actor, (state.now)())
         .await?;
-    tracing::info!(case = %id, actor = %b.actor, "watcher subscribed");
+    tracing::info!(case = %id, actor, "watcher subscribed");
     Ok(Json(json!({ "watchers": watchers })).into_response())
 }
 

@@ -14,8 +14,9 @@ pub(crate) fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Render the page for one case.
-pub fn render(detail: &CaseDetail, root_causes: &[String]) -> String {
+/// Render the page for one case. With `auth_required`, the buttons send the
+/// manager's API token (kept in this browser) instead of a typed name.
+pub fn render(detail: &CaseDetail, root_causes: &[String], auth_required: bool) -> String {
     let case = &detail.case;
     let event = &case.event;
     let mut rows = vec![
@@ -49,6 +50,43 @@ pub fn render(detail: &CaseDetail, root_causes: &[String]) -> String {
     ));
     rows.push(("Touchpoint", event.journey.touchpoint.clone()));
     rows.push(("Opened", case.created_at.to_rfc3339()));
+    if let Some(sla) = &case.sla {
+        let d = &sla.deadlines;
+        let done = |at: Option<chrono::DateTime<chrono::Utc>>| {
+            at.map(|t| format!(" (done {})", t.to_rfc3339()))
+                .unwrap_or_default()
+        };
+        rows.push((
+            "Acknowledge by",
+            format!(
+                "{}{}",
+                d.acknowledge.due_at.to_rfc3339(),
+                done(case.acknowledged_at)
+            ),
+        ));
+        rows.push((
+            "First contact by",
+            format!(
+                "{}{}",
+                d.first_contact.due_at.to_rfc3339(),
+                done(case.first_contact_at)
+            ),
+        ));
+        rows.push((
+            "Resolve by",
+            format!(
+                "{}{}",
+                d.resolve.due_at.to_rfc3339(),
+                done(case.resolved_at)
+            ),
+        ));
+        if let Some(since) = sla.overdue_since {
+            rows.push(("Overdue since", since.to_rfc3339()));
+        }
+        if let Some(paused) = sla.paused_at {
+            rows.push(("Clocks paused since", paused.to_rfc3339()));
+        }
+    }
 
     let mut html = String::new();
     let _ = write!(
@@ -75,9 +113,14 @@ pub fn render(detail: &CaseDetail, root_causes: &[String]) -> String {
             escape(comment)
         );
     }
+    html.push_str(if auth_required {
+        "<h2>Act</h2><p><label>Your access token <input id=\"token\" type=\"password\" autocomplete=\"off\"></label><br>\
+        <small>Kept in this browser. Or use the buttons of the email: they need no token.</small></p>"
+    } else {
+        "<h2>Act</h2><p><label>Your name <input id=\"actor\" required></label></p>"
+    });
     html.push_str(
-        "<h2>Act</h2><p><label>Your name <input id=\"actor\" required></label></p>\
-        <p><label>Note <input id=\"note\" size=\"40\"></label></p>\
+        "<p><label>Note <input id=\"note\" size=\"40\"></label></p>\
         <button onclick=\"act('acknowledge',{})\">I'm on it</button>\
         <button onclick=\"act('contact-attempts',{outcome:'reached'})\">Customer reached</button>\
         <button onclick=\"act('contact-attempts',{outcome:'voicemail'})\">Voicemail</button>\
@@ -108,16 +151,32 @@ pub fn render(detail: &CaseDetail, root_causes: &[String]) -> String {
                 .unwrap_or_default()
         );
     }
+    // Who acts: the token (its name is recorded) or, without auth, a name.
+    let who = if auth_required {
+        "const field = document.getElementById('token');\
+         if (!field.value) { field.value = localStorage.getItem('closeloop-token') || ''; }\
+         const token = field.value.trim();\
+         if (!token) { document.getElementById('result').textContent = 'Please enter your access token.'; return; }\
+         localStorage.setItem('closeloop-token', token);\
+         const headers = {'content-type':'application/json', 'authorization':'Bearer ' + token};\
+         const who = {};"
+    } else {
+        "const actor = document.getElementById('actor').value.trim();\
+         if (!actor) { document.getElementById('result').textContent = 'Please enter your name.'; return; }\
+         const headers = {'content-type':'application/json'};\
+         const who = {actor};"
+    };
     let _ = write!(
         html,
-        "</ol><script>async function act(action, extra) {{\
-           const actor = document.getElementById('actor').value.trim();\
-           if (!actor) {{ document.getElementById('result').textContent = 'Please enter your name.'; return; }}\
-           const note = document.getElementById('note').value.trim();\
-           const body = Object.assign({{actor}}, extra, note ? {{note}} : {{}});\
-           const r = await fetch('/v1/cases/{id}/' + action, {{method:'POST', headers:{{'content-type':'application/json'}}, body: JSON.stringify(body)}});\
-           if (r.ok) {{ location.reload(); }} else {{ document.getElementById('result').textContent = (await r.json()).error; }}\
-         }}</script></body></html>",
+        concat!(
+            "</ol><script>async function act(action, extra) {{{who}",
+            "const note = document.getElementById('note').value.trim();\
+             const body = Object.assign(who, extra, note ? {{note}} : {{}});\
+             const r = await fetch('/v1/cases/{id}/' + action, {{method:'POST', headers, body: JSON.stringify(body)}});\
+             if (r.ok) {{ location.reload(); }} else {{ document.getElementById('result').textContent = (await r.json()).error; }}\
+             }}</script></body></html>"
+        ),
+        who = who,
         id = case.id
     );
     html

@@ -12,8 +12,10 @@
 //! - [`owners`]: the owner directory and routing.
 //! - [`policy`]: rules + owners → the [`Alert`] an event calls for.
 //! - [`case`]: the case state machine.
+//! - [`access`]: roles, a manager's scope, token hashing.
 //! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation.
 
+pub mod access;
 pub mod case;
 pub mod cel;
 pub mod coalesce;

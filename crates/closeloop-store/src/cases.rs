@@ -128,6 +128,8 @@ pub struct CaseFilter {
     pub store_id: Option<String>,
     pub limit: i64,
     pub offset: i64,
+    /// A manager's scope: only cases it covers.
+    pub scope: Option<closeloop_core::access::Scope>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -246,15 +248,24 @@ impl Store {
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::text IS NULL OR owner_id = $2)
                AND ($3::text IS NULL OR store_id = $3)
+               AND ($6::text[] IS NULL OR owner_id = ANY($6) OR store_id = ANY($7) OR region = ANY($8))
              ORDER BY created_at DESC, id DESC
              LIMIT $4 OFFSET $5"
         );
+        let scope = filter.scope.as_ref();
+        let set =
+            |pick: fn(&closeloop_core::access::Scope) -> &std::collections::BTreeSet<String>| {
+                scope.map(|s| pick(s).iter().cloned().collect::<Vec<String>>())
+            };
         let rows: Vec<CaseRow> = sqlx::query_as(&sql)
             .bind(filter.status.map(Status::as_str))
             .bind(&filter.owner_id)
             .bind(&filter.store_id)
             .bind(filter.limit)
             .bind(filter.offset)
+            .bind(set(|s| &s.owners))
+            .bind(set(|s| &s.stores).unwrap_or_default())
+            .bind(set(|s| &s.regions).unwrap_or_default())
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(|r| r.into_view(self)).collect()

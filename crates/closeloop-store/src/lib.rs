@@ -17,6 +17,7 @@ mod metrics;
 mod outbox;
 mod silences;
 mod sla;
+mod tokens;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub use sla::{
     FollowupItem, FollowupPayload, Notice, Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome,
     WatcherView,
 };
+pub use tokens::TokenView;
 
 /// Static settings the store needs to render what it stores.
 #[derive(Debug, Clone)]

@@ -54,6 +54,11 @@ enum Commands {
         #[command(subcommand)]
         command: SilencesCommand,
     },
+    /// API tokens: create (shown once), list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Publish a JSON-lines file of events to the intake topic, keyed by customer id.
     Publish {
         file: PathBuf,
@@ -85,6 +90,26 @@ pub enum SilencesCommand {
     List,
     /// End a silence now.
     Expire { id: uuid::Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it (only its hash is stored).
+    Create {
+        /// Who uses it: recorded as the actor of their case actions.
+        #[arg(long)]
+        name: String,
+        /// admin, ops or manager.
+        #[arg(long)]
+        role: String,
+        /// For a manager: their owner id in the owner directory (their scope).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +185,9 @@ fn main() -> ExitCode {
         }
         Commands::Deliveries { command } => {
             runtime().and_then(|rt| rt.block_on(serve::deliveries(&cli.config, command)))
+        }
+        Commands::Tokens { command } => {
+            runtime().and_then(|rt| rt.block_on(serve::tokens(&cli.config, command)))
         }
         Commands::Publish { file, topic } => {
             runtime().and_then(|rt| rt.block_on(serve::publish(&cli.config, &file, topic)))

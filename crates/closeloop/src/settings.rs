@@ -30,6 +30,8 @@ pub struct Settings {
     #[serde(default)]
     pub sla: SlaSettings,
     #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -245,6 +247,28 @@ pub struct DispatchSettings {
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     pub retry_schedule: Vec<HumanDuration>,
+}
+
+/// API access control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `/v1` needs a bearer token (`closeloop tokens create`). Only turn off
+    /// on a private network (a local demo, tests).
+    #[serde(default = "default_auth_required")]
+    pub required: bool,
+}
+
+fn default_auth_required() -> bool {
+    true
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            required: default_auth_required(),
+        }
+    }
 }
 
 /// SLA clocks, reminders and escalation (business time, in each owner's
