@@ -663,3 +663,53 @@ async fn tokens_roles_and_manager_scope() {
     assert_eq!(status, 401);
     assert!(env.cli(&["tokens", "list"]).contains("revoked"));
 }
+
+/// After downtime the scheduler does not replay missed ticks: deadlines that
+/// passed while nobody looked give no stale reminders, and each person gets
+/// one summary email for all their cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_sends_one_summary_per_person() {
+    let env = TestEnv::new(Options::default()).await;
+    let mut sla = fast_sla("2s", "1h", "2h");
+    // The scheduler looks once at start, then not for 25 s: as if it were
+    // down while the three deadlines passed.
+    // Escalation one level at a time, an hour apart: level 1 is due.
+    sla.retain(|(k, _)| {
+        k != "CLOSELOOP__SLA__POLL_INTERVAL" && k != "CLOSELOOP__SLA__ESCALATE_EVERY"
+    });
+    sla.push(("CLOSELOOP__SLA__POLL_INTERVAL".into(), "25s".into()));
+    sla.push(("CLOSELOOP__SLA__ESCALATE_EVERY".into(), "1h".into()));
+    let _service = env.start_service_with(&as_refs(&sla)).await;
+    let lines: Vec<String> = (1..=3)
+        .map(|i| detractor(&format!("late-{i}-{}", env.name), &format!("C-LATE-{i}")))
+        .collect();
+    env.publish(&env.write_events("late.jsonl", &lines));
+    for i in 1..=3 {
+        case_id_of(&env, &format!("late-{i}-{}", env.name)).await;
+    }
+    let summary = eventually("one summary to the regional manager", LONG, || async {
+        emails_to(&env, JULIEN, "3 dossiers demandent votre attention")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(
+        summary.text.matches("/cases/").count(),
+        3,
+        "the three cases in one email:\n{}",
+        summary.text
+    );
+    let history = env
+        .count("SELECT count(*) FROM case_history WHERE action = 'escalate'")
+        .await;
+    assert_eq!(history, 3, "each case records its escalation");
+    assert!(
+        emails_to(&env, CLAIRE, "Rappel").is_empty(),
+        "no stale reminder after the deadline"
+    );
+    assert_eq!(
+        env.smtp.emails().iter().filter(|e| e.to == JULIEN).count(),
+        1,
+        "one email, not one per case"
+    );
+}
