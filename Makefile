@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps stack stop build lint unit bench-rules chaos fuzz
+.PHONY: run test deps stack stop build lint unit bench bench-rules chaos fuzz
 
 ## run: install what is missing, start the stack, run the service, publish the sample events
 run: stack build
@@ -33,6 +33,17 @@ unit:
 
 stop:
 	@deploy/local/stack.sh down
+
+## bench: every benchmark, side by side in one run (bare consumer, Alertmanager);
+## writes the figures into BENCHMARKS.md. Not part of make test. BENCH_ARGS e.g. "--runs 1 --only e2e".
+BENCH_ARGS ?=
+bench: stack
+	@dpkg -s prometheus-alertmanager >/dev/null 2>&1 || { \
+	  echo "installing prometheus-alertmanager (Debian package, for the dispatch benchmark)"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; }
+	cargo build --release --bin closeloop --bin closeloop-bench
+	. .run/stack.env && target/release/closeloop-bench $(BENCH_ARGS)
 
 ## bench-rules: compiled rules vs the cel interpreter (figures in BENCHMARKS.md)
 bench-rules:

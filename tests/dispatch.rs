@@ -95,6 +95,7 @@ impl Harness {
             webhook,
             DispatchSettings {
                 concurrency: 16,
+                batch: 256,
                 poll_interval: Duration::from_millis(100),
                 lease: secs(60),
                 retry_schedule: schedule.iter().map(|s| secs(*s)).collect(),

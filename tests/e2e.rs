@@ -33,17 +33,6 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn case_id_of(env: &TestEnv, event_id: &str) -> Uuid {
-    eventually(&format!("the case of {event_id}"), LONG, || async {
-        sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_optional(&env.db)
-            .await
-            .unwrap()
-    })
-    .await
-}
-
 /// The story of the foundation issue, from publish to a closed loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_story_closes_the_loop() {
@@ -53,7 +42,7 @@ async fn the_story_closes_the_loop() {
     env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
 
     // A case opens, owned by the store manager.
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     let client = reqwest::Client::new();
     let case: Value = client
         .get(env.api(&format!("/v1/cases/{case_id}")))
@@ -467,7 +456,7 @@ async fn poison_messages_go_to_the_dead_letter_topic() {
     let good = format!("good-after-poison-{}", env.name);
     env.publish(&env.write_events("good.jsonl", &[story_event(&good).to_string()]));
 
-    case_id_of(&env, &good).await;
+    env.case_id_of(&good).await;
     let letters = env.dead_letters(invalid_count, LONG);
     assert_eq!(
         letters.len(),
@@ -541,7 +530,7 @@ async fn http_intake_and_api_validation() {
 
     let (status, body) = post(&client, events.clone(), json!([story_event(&good)])).await;
     assert_eq!((status, body["accepted"].as_i64()), (202, Some(1)));
-    case_id_of(&env, &good).await;
+    env.case_id_of(&good).await;
     assert_eq!(
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM feedback_events WHERE event_id = 'http-bad'"
@@ -615,7 +604,7 @@ async fn failed_send_retries_across_a_restart() {
     let event_id = format!("retry-{}", env.name);
     env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
 
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     eventually("the first, failed attempt", LONG, || async {
         (env.count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry'")
             .await
@@ -672,7 +661,7 @@ async fn dead_deliveries_are_kept_traced_and_replayed() {
     env.webhooks.fail_next(400);
     let event_id = format!("dead-{}", env.name);
     env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     let client = reqwest::Client::new();
 
     let dead_ids = || async {
@@ -826,7 +815,7 @@ async fn rules_hot_reload_keeps_the_last_good_set() {
     // The old rules still decide: a detractor opens a case.
     let detractor = format!("reload-1-{}", env.name);
     env.publish(&env.write_events("d.jsonl", &[story_event(&detractor).to_string()]));
-    case_id_of(&env, &detractor).await;
+    env.case_id_of(&detractor).await;
 
     // A valid change is picked up from the file: passives now alert too.
     let passives = good.clone()
@@ -844,7 +833,7 @@ async fn rules_hot_reload_keeps_the_last_good_set() {
     // Another customer: the first one's case is still open and would coalesce.
     event["customer"]["id"] = json!("C-passive");
     env.publish(&env.write_events("p.jsonl", &[event.to_string()]));
-    let case_id = case_id_of(&env, &passive).await;
+    let case_id = env.case_id_of(&passive).await;
     let case: Value = client
         .get(env.api(&format!("/v1/cases/{case_id}")))
         .send()
@@ -879,7 +868,7 @@ async fn repeated_complaints_coalesce_into_one_case() {
     let _service = env.start_service().await;
     let first = format!("co-1-{}", env.name);
     env.publish(&env.write_events("1.jsonl", &[story_event(&first).to_string()]));
-    let case_id = case_id_of(&env, &first).await;
+    let case_id = env.case_id_of(&first).await;
     eventually("the first alert email", LONG, || async {
         (env.smtp.emails().len() == 1).then_some(())
     })
@@ -894,7 +883,7 @@ async fn repeated_complaints_coalesce_into_one_case() {
     let mut elsewhere = story_event(&third);
     elsewhere["location"] = json!({"store_id": "LYON-01", "region": "FR-ARA"});
     env.publish(&env.write_events("2.jsonl", &[angry.to_string(), elsewhere.to_string()]));
-    let other_case = case_id_of(&env, &third).await;
+    let other_case = env.case_id_of(&third).await;
     assert_ne!(other_case, case_id);
     env.wait_caught_up(LONG).await;
 
@@ -1008,7 +997,7 @@ async fn silences_mute_but_record() {
     let mut event = story_event(&after);
     event["customer"]["id"] = json!("C-after");
     env.publish(&env.write_events("2.jsonl", &[event.to_string()]));
-    case_id_of(&env, &after).await;
+    env.case_id_of(&after).await;
     let expired: Value = client
         .get(env.api("/v1/silences?state=expired"))
         .send()
@@ -1032,7 +1021,7 @@ async fn one_click_links_from_the_email() {
     let _service = env.start_service().await;
     let event_id = format!("links-{}", env.name);
     env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     let email = eventually("the alert email", LONG, || async {
         env.smtp
             .emails()
@@ -1137,7 +1126,7 @@ async fn wait_resume_and_reassign() {
     let _service = env.start_service().await;
     let event_id = format!("reassign-{}", env.name);
     env.publish(&env.write_events("story.jsonl", &[story_event(&event_id).to_string()]));
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     let client = reqwest::Client::new();
     let url = |action: &str| env.api(&format!("/v1/cases/{case_id}/{action}"));
 

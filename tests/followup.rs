@@ -58,17 +58,6 @@ fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-async fn case_id_of(env: &TestEnv, event_id: &str) -> Uuid {
-    eventually(&format!("the case of {event_id}"), LONG, || async {
-        sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_optional(&env.db)
-            .await
-            .unwrap()
-    })
-    .await
-}
-
 fn emails_to(env: &TestEnv, to: &str, subject_starts: &str) -> Vec<ReceivedEmail> {
     env.smtp
         .emails()
@@ -103,7 +92,7 @@ async fn reminders_escalation_and_watchers() {
 
     let event_id = format!("sla-{}", env.name);
     env.publish(&env.write_events("sla.jsonl", &[detractor(&event_id, "C-SLA-1")]));
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
 
     // Half of the 4 s: Claire is reminded.
     let reminder = eventually("the acknowledgement reminder", LONG, || async {
@@ -134,12 +123,7 @@ async fn reminders_escalation_and_watchers() {
     })
     .await;
 
-    let case: Value = reqwest::get(env.api(&format!("/v1/cases/{case_id}")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let case = env.get_json(&format!("/v1/cases/{case_id}")).await;
     assert_eq!(case["sla"]["escalation_level"], 2, "{case}");
     assert!(case["sla"]["overdue_since"].is_string(), "flagged: {case}");
     let watchers: Vec<&str> = case["watchers"]
@@ -236,19 +220,10 @@ async fn reminders_escalation_and_watchers() {
     .await;
 
     // The loop metrics see the late acknowledgement, in JSON and Prometheus.
-    let metrics: Value = reqwest::get(env.api("/v1/metrics/loop?group_by=owner"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let claire = metrics["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["group"] == "mgr-lyon-02")
-        .cloned()
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let claire = metrics_group(
+        &env.get_json("/v1/metrics/loop?group_by=owner").await,
+        "mgr-lyon-02",
+    );
     assert_eq!(
         (
             &claire["opened"],
@@ -294,7 +269,7 @@ async fn waiting_on_the_customer_pauses_the_clocks() {
     let _service = env.start_service_with(&as_refs(&sla)).await;
     let event_id = format!("pause-{}", env.name);
     env.publish(&env.write_events("pause.jsonl", &[detractor(&event_id, "C-SLA-2")]));
-    let case_id = case_id_of(&env, &event_id).await;
+    let case_id = env.case_id_of(&event_id).await;
     let url = |action: &str| env.api(&format!("/v1/cases/{case_id}/{action}"));
     let (status, body) = post(url("acknowledge"), json!({"actor": "claire.martin"})).await;
     assert_eq!(status, 200, "{body}");
@@ -314,12 +289,7 @@ async fn waiting_on_the_customer_pauses_the_clocks() {
     let (status, body) = post(url("resume"), json!({"actor": "claire.martin"})).await;
     assert_eq!(status, 200, "{body}");
     let moved: Value = eventually("the deadline moved", LONG, || async {
-        let case: Value = reqwest::get(env.api(&format!("/v1/cases/{case_id}")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let case = env.get_json(&format!("/v1/cases/{case_id}")).await;
         let due = case["sla"]["deadlines"]["first_contact"]["due_at"].as_str()?;
         (due != due_before).then_some(case)
     })
@@ -373,15 +343,6 @@ async fn resolve(env: &TestEnv, case_id: Uuid) {
     }
 }
 
-async fn case_json(env: &TestEnv, case_id: Uuid) -> Value {
-    reqwest::get(env.api(&format!("/v1/cases/{case_id}")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// After resolution, the customer's next answer closes the loop: a
 /// promoter marks the case recovered; a new detractor reopens it (no second
 /// case) and its owner hears of it with the new comment.
@@ -402,8 +363,8 @@ async fn the_recovery_loop() {
             answer(&format!("r2-{}", env.name), &unhappy, 1, "colis abîmé"),
         ],
     ));
-    let recovered_case = case_id_of(&env, &format!("r1-{}", env.name)).await;
-    let reopened_case = case_id_of(&env, &format!("r2-{}", env.name)).await;
+    let recovered_case = env.case_id_of(&format!("r1-{}", env.name)).await;
+    let reopened_case = env.case_id_of(&format!("r2-{}", env.name)).await;
     resolve(&env, recovered_case).await;
     resolve(&env, reopened_case).await;
 
@@ -425,7 +386,7 @@ async fn the_recovery_loop() {
         ],
     ));
     let case = eventually("the promoter marks the case recovered", LONG, || async {
-        let case = case_json(&env, recovered_case).await;
+        let case = env.get_json(&format!("/v1/cases/{recovered_case}")).await;
         case["recovered_at"].is_string().then_some(case)
     })
     .await;
@@ -438,7 +399,7 @@ async fn the_recovery_loop() {
     assert_eq!(last["details"]["event_id"], format!("r1b-{}", env.name));
 
     let case = eventually("the detractor reopens the case", LONG, || async {
-        let case = case_json(&env, reopened_case).await;
+        let case = env.get_json(&format!("/v1/cases/{reopened_case}")).await;
         (case["status"] == "reopened").then_some(case)
     })
     .await;
@@ -535,8 +496,8 @@ async fn tokens_roles_and_manager_scope() {
             event_at(&paris_event, "C-A2", "PARIS-01", "FR-IDF"),
         ],
     ));
-    let lyon = case_id_of(&env, &lyon_event).await;
-    let paris_case = case_id_of(&env, &paris_event).await;
+    let lyon = env.case_id_of(&lyon_event).await;
+    let paris_case = env.case_id_of(&paris_event).await;
 
     // No token, a wrong one: 401.
     let (status, body) = call("GET", env.api("/v1/cases"), None, Value::Null).await;
@@ -685,7 +646,7 @@ async fn catching_up_sends_one_summary_per_person() {
         .collect();
     env.publish(&env.write_events("late.jsonl", &lines));
     for i in 1..=3 {
-        case_id_of(&env, &format!("late-{i}-{}", env.name)).await;
+        env.case_id_of(&format!("late-{i}-{}", env.name)).await;
     }
     let summary = eventually("one summary to the regional manager", LONG, || async {
         emails_to(&env, JULIEN, "3 dossiers demandent votre attention")

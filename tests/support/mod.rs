@@ -790,6 +790,41 @@ required = {auth}
     pub fn api(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
+
+    /// GET an API path (no token) and decode its JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.api(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The id of the case `event_id` opened, once it exists.
+    pub async fn case_id_of(&self, event_id: &str) -> uuid::Uuid {
+        eventually(
+            &format!("the case of {event_id}"),
+            Duration::from_secs(120),
+            || async {
+                sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
+                    .bind(event_id)
+                    .fetch_optional(&self.db)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await
+    }
+}
+
+/// The row of `group` in a `/v1/metrics/*` answer.
+pub fn metrics_group(metrics: &serde_json::Value, group: &str) -> serde_json::Value {
+    metrics["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["group"] == group))
+        .cloned()
+        .unwrap_or_else(|| panic!("no group {group} in {metrics}"))
 }
 
 impl Drop for TestEnv {

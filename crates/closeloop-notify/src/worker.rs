@@ -4,6 +4,7 @@
 //! rows that come back when the lease expires; a send that succeeded just
 //! before a crash may be repeated, with the same id (at-least-once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ impl Clock for SystemClock {
 pub struct DispatchSettings {
     /// Deliveries sent concurrently by one dispatcher.
     pub concurrency: usize,
+    /// Deliveries claimed per round; their outcomes are recorded in one
+    /// transaction. A crash mid-round resends at most this many (same ids).
+    pub batch: usize,
     /// How often to look for due deliveries when nothing wakes the worker.
     pub poll_interval: Duration,
     /// How long a claim lasts; longer than any send can take.
@@ -50,6 +54,9 @@ pub struct DispatchSettings {
     /// How long a paused endpoint is left alone.
     pub breaker_cooldown: Duration,
 }
+
+/// An attempt to record: delivery id, attempt number, outcome.
+type Attempt = (uuid::Uuid, i32, DeliveryResult);
 
 /// Delay before attempt `next_attempt` (1-based), or `None` when the
 /// schedule is exhausted. `jitter` in [0, 1) spreads retries by up to +20%
@@ -126,8 +133,10 @@ impl Dispatcher {
         info!("dispatcher stopped");
     }
 
-    /// Claim one round of due deliveries and send them. Returns how many.
+    /// Claim one round of due deliveries, send them `concurrency` at a
+    /// time, and record their outcomes together. Returns how many.
     pub async fn tick(&self) -> Result<usize, closeloop_store::StoreError> {
+        use futures::StreamExt;
         let now = self.clock.now();
         let digests = self.store.build_due_digests(now).await?;
         if digests > 0 {
@@ -137,37 +146,73 @@ impl Dispatcher {
             chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5));
         let claimed = self
             .store
-            .claim_due(now, now + lease, self.settings.concurrency as i64)
+            .claim_due(
+                now,
+                now + lease,
+                self.settings.batch.max(self.settings.concurrency) as i64,
+            )
             .await?;
         let count = claimed.len();
-        let results = futures::future::join_all(claimed.into_iter().map(|d| self.deliver(d))).await;
-        for result in results {
-            result?;
+        if count == 0 {
+            return Ok(0);
         }
+        // One look at the disabled endpoints per round, not one per delivery.
+        let disabled: HashMap<String, closeloop_store::DisabledEndpoint> =
+            if claimed.iter().any(|d| d.channel == "webhook") {
+                self.store
+                    .disabled_endpoints()
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.url.clone(), e))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        let outcomes: Vec<Result<Option<Attempt>, _>> =
+            futures::stream::iter(claimed.into_iter().map(|d| self.deliver(d, &disabled)))
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+        let mut results = Vec::with_capacity(count);
+        for outcome in outcomes {
+            if let Some(result) = outcome? {
+                results.push(result);
+            }
+        }
+        self.store
+            .record_attempts(&results, self.clock.now())
+            .await?;
         Ok(count)
     }
 
-    async fn deliver(&self, delivery: Delivery) -> Result<(), closeloop_store::StoreError> {
+    /// Send one delivery. Returns its outcome to record, or `None` when it
+    /// was deferred (its endpoint's circuit breaker is open).
+    async fn deliver(
+        &self,
+        delivery: Delivery,
+        disabled: &HashMap<String, closeloop_store::DisabledEndpoint>,
+    ) -> Result<Option<Attempt>, closeloop_store::StoreError> {
         let is_webhook = delivery.channel == "webhook";
         if is_webhook {
-            if let Some(disabled) = self.store.disabled_endpoint(&delivery.recipient).await? {
+            if let Some(disabled) = disabled.get(&delivery.recipient) {
                 let error = format!(
                     "endpoint disabled since {}: {}",
                     disabled.disabled_at.to_rfc3339(),
                     disabled.reason
                 );
-                let result = DeliveryResult::Dead { error };
-                return self
-                    .store
-                    .record_attempt(delivery.id, delivery.attempts, &result, self.clock.now())
-                    .await;
+                return Ok(Some((
+                    delivery.id,
+                    delivery.attempts,
+                    DeliveryResult::Dead { error },
+                )));
             }
             if let Some(until) = self
                 .breaker
                 .open_until(&delivery.recipient, self.clock.now())
             {
                 debug!(delivery = %delivery.id, until = %until, "endpoint paused by its circuit breaker");
-                return self.store.defer(delivery.id, until).await;
+                self.store.defer(delivery.id, until).await?;
+                return Ok(None);
             }
         }
         let outcome = self.send(&delivery).await;
@@ -231,9 +276,7 @@ impl Dispatcher {
                 warn!(delivery = %delivery.id, case = ?delivery.case_id, channel = %delivery.channel, attempt = delivery.attempts, %error, "delivery is dead")
             }
         }
-        self.store
-            .record_attempt(delivery.id, delivery.attempts, &result, now)
-            .await
+        Ok(Some((delivery.id, delivery.attempts, result)))
     }
 
     async fn send(&self, delivery: &Delivery) -> Result<String, NotifyError> {

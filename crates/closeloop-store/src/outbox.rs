@@ -86,42 +86,90 @@ impl Store {
         result: &DeliveryResult,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.record_attempts(&[(id, attempt, result.clone())], now)
+            .await
+    }
+
+    /// Record how a round of attempts ended, in one transaction: one commit
+    /// for the round instead of one per delivery.
+    pub async fn record_attempts(
+        &self,
+        results: &[(Uuid, i32, DeliveryResult)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut sent = Vec::new();
+        let (mut retry_ids, mut retry_at, mut retry_errors) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut dead_ids, mut dead_errors) = (Vec::new(), Vec::new());
+        let (mut ids, mut attempts, mut outcomes, mut details) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, attempt, result) in results {
+            let (outcome, detail) = match result {
+                DeliveryResult::Sent { detail } => {
+                    sent.push(*id);
+                    ("sent", detail)
+                }
+                DeliveryResult::Retry { at, error } => {
+                    retry_ids.push(*id);
+                    retry_at.push(*at);
+                    retry_errors.push(error.clone());
+                    ("retry", error)
+                }
+                DeliveryResult::Dead { error } => {
+                    dead_ids.push(*id);
+                    dead_errors.push(error.clone());
+                    ("dead", error)
+                }
+            };
+            ids.push(*id);
+            attempts.push(*attempt);
+            outcomes.push(outcome);
+            details.push(detail.clone());
+        }
         let mut tx = self.pool.begin().await?;
-        let (outcome, detail) = match result {
-            DeliveryResult::Sent { detail } => {
-                sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, locked_until = NULL, last_error = NULL WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                ("sent", detail)
-            }
-            DeliveryResult::Retry { at, error } => {
-                sqlx::query("UPDATE outbox SET next_attempt_at = $2, locked_until = NULL, last_error = $3 WHERE id = $1 AND status = 'pending'")
-                    .bind(id)
-                    .bind(at)
-                    .bind(error)
-                    .execute(&mut *tx)
-                    .await?;
-                ("retry", error)
-            }
-            DeliveryResult::Dead { error } => {
-                sqlx::query("UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(error)
-                    .execute(&mut *tx)
-                    .await?;
-                ("dead", error)
-            }
-        };
-        sqlx::query("INSERT INTO delivery_attempts (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id)
-            .bind(attempt)
-            .bind(now)
-            .bind(outcome)
-            .bind(detail)
+        if !sent.is_empty() {
+            sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, locked_until = NULL, last_error = NULL WHERE id = ANY($1)")
+                .bind(&sent)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !retry_ids.is_empty() {
+            sqlx::query(
+                "UPDATE outbox o SET next_attempt_at = u.at, locked_until = NULL, last_error = u.error
+                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, at, error)
+                 WHERE o.id = u.id AND o.status = 'pending'",
+            )
+            .bind(&retry_ids)
+            .bind(&retry_at)
+            .bind(&retry_errors)
             .execute(&mut *tx)
             .await?;
+        }
+        if !dead_ids.is_empty() {
+            sqlx::query(
+                "UPDATE outbox o SET status = 'dead', locked_until = NULL, last_error = u.error
+                 FROM UNNEST($1::uuid[], $2::text[]) AS u(id, error) WHERE o.id = u.id",
+            )
+            .bind(&dead_ids)
+            .bind(&dead_errors)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO delivery_attempts (outbox_id, attempt, at, outcome, detail)
+             SELECT u.id, u.attempt, $3, u.outcome, u.detail
+             FROM UNNEST($1::uuid[], $2::int4[], $4::text[], $5::text[]) AS u(id, attempt, outcome, detail)",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(now)
+        .bind(&outcomes)
+        .bind(&details)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -465,6 +465,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         webhook,
         DispatchSettings {
             concurrency: settings.dispatch.concurrency,
+            batch: settings.dispatch.batch,
             poll_interval: settings.dispatch.poll_interval,
             lease: settings.dispatch.lease,
             breaker_failures: settings.webhook.breaker_failures,

@@ -242,11 +242,18 @@ pub struct EndpointSettings {
 #[serde(deny_unknown_fields)]
 pub struct DispatchSettings {
     pub concurrency: usize,
+    /// Deliveries claimed per round, recorded in one transaction.
+    #[serde(default = "default_dispatch_batch")]
+    pub batch: usize,
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     pub retry_schedule: Vec<HumanDuration>,
+}
+
+fn default_dispatch_batch() -> usize {
+    256
 }
 
 /// API access control.
@@ -443,6 +450,9 @@ impl Settings {
         }
         if self.dispatch.concurrency == 0 {
             bail!("dispatch.concurrency: must be at least 1");
+        }
+        if self.dispatch.batch == 0 {
+            bail!("dispatch.batch: must be at least 1");
         }
         if self.rules.root_causes.is_empty() {
             bail!("rules.root_causes: at least one root cause is required");
