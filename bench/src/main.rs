@@ -147,6 +147,8 @@ struct Drain {
     machine_busy: f64,
     /// Share of that busy time spent in the closeloop processes.
     closeloop_share: f64,
+    /// The first instance's intake time per phase: fetch, store, commit.
+    phases: [f64; 3],
 }
 
 /// Start `instances` services on `topic` (one group, one database) and time
@@ -190,6 +192,7 @@ async fn closeloop_drain(
     for s in &services {
         peak = peak.max(s.peak_rss_mib());
     }
+    let phases = services[0].intake_phases().await;
     for s in services {
         s.stop();
     }
@@ -200,6 +203,7 @@ async fn closeloop_drain(
         peak_rss_mib: peak,
         machine_busy: busy / (seconds * cores),
         closeloop_share: closeloop_cpu / busy.max(f64::EPSILON),
+        phases,
     })
 }
 
@@ -214,6 +218,8 @@ struct E2e {
     /// Per instance count: machine busy share, closeloop's share of it.
     busy: [Vec<f64>; 3],
     closeloop_share: [Vec<f64>; 3],
+    /// One instance: share of its intake loop's time per phase (%).
+    phases: [Vec<f64>; 3],
 }
 
 async fn bench_e2e(ctx: &mut Bench, lines: &[String], expected: i64) -> anyhow::Result<E2e> {
@@ -228,6 +234,7 @@ async fn bench_e2e(ctx: &mut Bench, lines: &[String], expected: i64) -> anyhow::
         scale: [vec![], vec![], vec![]],
         busy: [vec![], vec![], vec![]],
         closeloop_share: [vec![], vec![], vec![]],
+        phases: [vec![], vec![], vec![]],
     };
     for run in 1..=ctx.args.runs {
         let topic = ctx.name("topic").replace('_', ".");
@@ -253,6 +260,10 @@ async fn bench_e2e(ctx: &mut Bench, lines: &[String], expected: i64) -> anyhow::
                 out.ratio.push(rate / bare_rate);
                 out.rss.push(drain.peak_rss_mib);
                 out.cases = drain.cases;
+                let total: f64 = drain.phases.iter().sum();
+                for (i, phase) in drain.phases.iter().enumerate() {
+                    out.phases[i].push(100.0 * phase / total);
+                }
             }
             eprintln!(
                 "e2e run {run}: {instances} instance(s) {rate:.0} events/s, peak RSS {:.0} MiB, {} cases, machine {:.0}% busy, closeloop {:.0}% of it",
@@ -411,6 +422,8 @@ struct Dispatch {
     /// CPU milliseconds per 1,000 deliveries of the sending process.
     alertmanager_cpu: Vec<f64>,
     closeloop_cpu: Vec<f64>,
+    /// The same with PostgreSQL's CPU (its outbox work) added.
+    closeloop_pg_cpu: Vec<f64>,
     version: String,
     verified: String,
 }
@@ -434,6 +447,7 @@ async fn bench_dispatch(ctx: &mut Bench, receiver: &Receiver) -> anyhow::Result<
         ratio: vec![],
         alertmanager_cpu: vec![],
         closeloop_cpu: vec![],
+        closeloop_pg_cpu: vec![],
         version,
         verified: String::new(),
     };
@@ -539,6 +553,7 @@ async fn bench_dispatch(ctx: &mut Bench, receiver: &Receiver) -> anyhow::Result<
         let db = service_db(&db_url).await?;
         receiver.reset();
         let cl_cpu_before = support::cpu_seconds(service.pid());
+        let pg_cpu_before = support::cpu_seconds_of("postgres");
         let payload = serde_json::json!({
             "type": "case.created", "timestamp": chrono::Utc::now(),
             "data": {"id": "0190c0de-0000-7000-8000-000000000000", "status": "open", "severity": "high",
@@ -579,6 +594,7 @@ async fn bench_dispatch(ctx: &mut Bench, receiver: &Receiver) -> anyhow::Result<
             .map_or(started.elapsed(), |last| last.duration_since(started))
             .as_secs_f64();
         let cl_cpu = support::cpu_seconds(service.pid()) - cl_cpu_before;
+        let pg_cpu = support::cpu_seconds_of("postgres") - pg_cpu_before;
         // Every delivery signed and recorded.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let bad = receiver.state.lock().unwrap().bad_signatures;
@@ -605,6 +621,8 @@ async fn bench_dispatch(ctx: &mut Bench, receiver: &Receiver) -> anyhow::Result<
         out.closeloop.push(cl_rate);
         out.alertmanager_cpu.push(am_cpu * 1e6 / n as f64);
         out.closeloop_cpu.push(cl_cpu * 1e6 / n as f64);
+        out.closeloop_pg_cpu
+            .push((cl_cpu + pg_cpu) * 1e6 / n as f64);
         out.ratio.push(cl_rate / am_rate);
     }
     Ok(out)
@@ -794,6 +812,15 @@ async fn run(
         );
         let _ = write!(
             report,
+            "Where one instance's intake loop spends its time (its `closeloop_intake_seconds_total` counters; the loop \
+             is sequential: gather a batch, store it in one transaction, commit its offsets):\n\n\
+             | phase | share of the loop, median | min | max |\n|---|---|---|---|\n{}{}{}\n",
+            row("fetch: waiting for and gathering messages (%)", spread(&e2e.phases[0]), "", 0),
+            row("store: parse, decide, persist in PostgreSQL (%)", spread(&e2e.phases[1]), "", 0),
+            row("commit: offsets to the broker, asynchronous; the last one at stop synchronous (%)", spread(&e2e.phases[2]), "", 0),
+        );
+        let _ = write!(
+            report,
             "Instances in one consumer group on 6 partitions (each run: a fresh database and group), events/s, \
              and how busy the machine's cores were (closeloop's processes' share of that busy time; the rest is \
              PostgreSQL, the broker and the system):\n\n\
@@ -854,7 +881,7 @@ async fn run(
              `/api/v2/alerts` in batches of 500; closeloop: {} webhook deliveries inserted into the outbox of an idle \
              `closeloop serve` (shipped dispatch settings, `poll_interval` 50 ms). Same loopback receiver; time from the \
              first push (insert) to the last delivery received. closeloop, last run: {}.\n\n\
-             | figure | median | min | max |\n|---|---|---|---|\n{}{}{}{}{}\n",
+             | figure | median | min | max |\n|---|---|---|---|\n{}{}{}{}{}{}\n",
             dispatch.version,
             ctx.args.deliveries,
             ctx.args.deliveries,
@@ -863,7 +890,8 @@ async fn run(
             row("closeloop, deliveries/s", spread(&dispatch.closeloop), "", 0),
             row("ratio (target ≥ 5)", spread(&dispatch.ratio), "", 1),
             row("Alertmanager CPU ms per 1,000 deliveries", spread(&dispatch.alertmanager_cpu), "", 0),
-            row("closeloop CPU ms per 1,000 deliveries (service process; PostgreSQL not counted)", spread(&dispatch.closeloop_cpu), "", 0),
+            row("closeloop CPU ms per 1,000 deliveries (service process)", spread(&dispatch.closeloop_cpu), "", 0),
+            row("closeloop + PostgreSQL CPU ms per 1,000 deliveries", spread(&dispatch.closeloop_pg_cpu), "", 0),
         );
     }
     if wants("rules") {
@@ -871,7 +899,7 @@ async fn run(
         let _ = write!(
             report,
             "### 5. Rules\n\n`cargo bench -p closeloop-core --bench rules` (criterion medians, 50 rules × 2,000 events): \
-             compiled {compiled:.3} ms, interpreted CEL {interpreted:.3} ms: **{:.1}×** (target ≥ 10×). Details below.\n\n",
+             compiled {compiled:.3} ms, interpreted CEL {interpreted:.3} ms: **{:.1}×** (target ≥ 10×); details in the section above.\n\n",
             interpreted / compiled
         );
     }

@@ -303,6 +303,23 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU time used so far by every process named `name` (e.g. the
+/// PostgreSQL server and its backends), in seconds.
+pub fn cpu_seconds_of(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
 /// CPU time the whole machine has been busy (all cores), in seconds.
 pub fn machine_busy_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -322,6 +339,7 @@ pub fn machine_busy_seconds() -> f64 {
 /// `closeloop serve` as a child process.
 pub struct Service {
     child: Child,
+    pub http: SocketAddr,
     log: PathBuf,
 }
 
@@ -358,7 +376,7 @@ impl Service {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut service = Service { child, log };
+        let mut service = Service { child, http, log };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -381,6 +399,23 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The intake's time per phase (fetch, store, commit), in seconds, from
+    /// the service's Prometheus counters.
+    pub async fn intake_phases(&self) -> [f64; 3] {
+        let text = match reqwest::get(format!("http://{}/metrics", self.http)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let phase = |name: &str| {
+            let prefix = format!("closeloop_intake_seconds_total{{phase=\"{name}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        [phase("fetch"), phase("store"), phase("commit")]
     }
 
     pub fn pid(&self) -> u32 {

@@ -363,6 +363,19 @@ impl closeloop_api::MetricsSource for Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
             ));
         }
+        out.push_str(
+            "# HELP closeloop_intake_seconds_total Time of the intake loop per phase: fetch (waiting for and gathering messages), store (parse, decide, persist), commit (offsets).\n# TYPE closeloop_intake_seconds_total counter\n",
+        );
+        for (phase, micros) in [
+            ("fetch", &self.intake.fetch_micros),
+            ("store", &self.intake.store_micros),
+            ("commit", &self.intake.commit_micros),
+        ] {
+            out.push_str(&format!(
+                "closeloop_intake_seconds_total{{phase=\"{phase}\"}} {}\n",
+                micros.load(Relaxed) as f64 / 1e6
+            ));
+        }
         out.push_str(&format!(
             "# HELP closeloop_rules_info The active rules set.\n# TYPE closeloop_rules_info gauge\ncloseloop_rules_info{{version=\"{}\",rules=\"{}\"}} 1\n",
             rules.version, rules.rules
