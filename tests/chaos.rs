@@ -157,11 +157,11 @@ async fn database_outage() {
         (readiness(&env.base_url).await == 503).then_some(())
     })
     .await;
-    let before = committed_offsets(&env);
+    let before = env.committed_offsets().unwrap();
     env.publish(&parts[1]);
     tokio::time::sleep(outage()).await;
     assert_eq!(
-        committed_offsets(&env),
+        env.committed_offsets().unwrap(),
         before,
         "no offset advances while the database is down"
     );

@@ -336,6 +336,62 @@ pub fn machine_busy_seconds() -> f64 {
     (total - idle) / 100.0
 }
 
+/// A private tansu broker on its own sqlite file, so each `make bench`
+/// starts from empty storage (tansu slows as its file grows) and leaves
+/// nothing behind.
+pub struct PrivateBroker {
+    child: Child,
+    pub address: String,
+    dir: PathBuf,
+}
+
+impl PrivateBroker {
+    pub fn start(parent: &Path) -> anyhow::Result<Self> {
+        let port = free_port();
+        let dir = parent.join(format!("broker-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("tansu.log"))?)
+            .spawn()
+            .context("tansu (make bench starts the stack, which installs it)")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "tansu did not start; see {}",
+                    dir.join("tansu.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(PrivateBroker {
+            child,
+            address: format!("127.0.0.1:{port}"),
+            dir,
+        })
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `closeloop serve` as a child process.
 pub struct Service {
     child: Child,

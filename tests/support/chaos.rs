@@ -388,41 +388,11 @@ pub fn all_dead_letters(env: &TestEnv) -> Vec<crate::DeadLetter> {
 }
 
 /// The consumer group's committed offset of each partition of the topic.
-pub fn committed_offsets(env: &TestEnv) -> HashMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka)
-        .set("group.id", &env.group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(&env.topic), Duration::from_secs(10))
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        list.add_partition(&env.topic, partition.id());
-    }
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            };
-            (e.partition(), offset)
-        })
-        .collect()
-}
-
 /// No offset is committed past an event that is neither stored nor
 /// dead-lettered: below each partition's committed offset, every message is
 /// accounted for.
 pub async fn assert_no_offset_past_unstored(env: &TestEnv) {
-    let committed = committed_offsets(env);
+    let committed = env.committed_offsets().unwrap();
     let stored: HashSet<(i32, i64)> = sqlx::query_as::<_, (i32, i64)>(
         "SELECT source_partition, source_offset FROM feedback_events WHERE source_topic = $1",
     )

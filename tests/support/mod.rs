@@ -725,13 +725,11 @@ required = {auth}
     }
 
     /// Whether the consumer group has committed every message of the topic.
-    pub fn caught_up(&self) -> Result<bool> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.kafka)
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let metadata = consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(5))?;
+    /// The group's committed offset of every partition of the topic (0 where
+    /// nothing is committed yet).
+    pub fn committed_offsets(&self) -> Result<HashMap<i32, i64>> {
+        let consumer = self.group_reader()?;
+        let metadata = consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(10))?;
         let Some(topic) = metadata.topics().first() else {
             bail!("no topic metadata")
         };
@@ -739,22 +737,40 @@ required = {auth}
         for partition in topic.partitions() {
             list.add_partition(&self.topic, partition.id());
         }
-        let committed = consumer.committed_offsets(list, Duration::from_secs(5))?;
-        for partition in topic.partitions() {
+        let committed = consumer.committed_offsets(list, Duration::from_secs(10))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                (e.partition(), offset)
+            })
+            .collect())
+    }
+
+    /// Whether the group committed every message of the topic.
+    pub fn caught_up(&self) -> Result<bool> {
+        let consumer = self.group_reader()?;
+        for (partition, done) in self.committed_offsets()? {
             let (_, high) =
-                consumer.fetch_watermarks(&self.topic, partition.id(), Duration::from_secs(5))?;
-            let done = match committed
-                .find_partition(&self.topic, partition.id())
-                .map(|p| p.offset())
-            {
-                Some(Offset::Offset(o)) => o,
-                _ => 0,
-            };
+                consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5))?;
             if done < high {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// A client in the test's group that reads offsets, never joins.
+    fn group_reader(&self) -> Result<BaseConsumer> {
+        Ok(ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .create()?)
     }
 
     pub async fn wait_caught_up(&self, timeout: Duration) {
