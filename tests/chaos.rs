@@ -338,6 +338,60 @@ async fn three_instances_one_killed() {
     accounting.report();
 }
 
+/// 6b. Three instances, one killed and not restarted: its partitions move to
+/// the two survivors, and nothing is lost or duplicated. tansu 0.6 does not
+/// move a dead member's partitions (see above), so this runs on librdkafka's
+/// mock cluster, which implements the group protocol: the closeloop
+/// processes reach it over TCP like any broker; everything else is real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_one_killed_partitions_move() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let env = TestEnv::new(Options {
+        batch_max: 50,
+        partitions: 6,
+        kafka: Some(cluster.bootstrap_servers()),
+        ..Options::default()
+    })
+    .await;
+    // The mock cluster takes topics through its own API, not CreateTopics.
+    cluster.create_topic(&env.topic, 6, 1).unwrap();
+    cluster.create_topic(&env.dead_letter_topic, 6, 1).unwrap();
+    let no_create = [("CLOSELOOP__KAFKA__CREATE_TOPICS", "false")];
+    let first = env.start_service_with(&no_create).await;
+    let second = env
+        .start_instance_with(&format!("{}-2", env.name), &no_create)
+        .await;
+    let mut third = env
+        .start_instance_with(&format!("{}-3", env.name), &no_create)
+        .await;
+    let workload = Workload::new(&env, events(), true);
+    let parts = workload.parts(&env, 2);
+    env.publish(&parts[0]);
+    eventually("the first events stored", LONG, || async {
+        (stored_events(&env).await > 0).then_some(())
+    })
+    .await;
+    third.kill_9();
+    let since = Instant::now();
+    env.publish(&parts[1]);
+    let mut accounting = account(
+        &env,
+        &workload,
+        "3 instances, one killed, partitions moved",
+        since,
+        LONG,
+    )
+    .await;
+    // The survivors took over: both stored batches after the kill.
+    let survivors = [&first, &second]
+        .iter()
+        .filter(|s| s.log_text().contains("batch stored"))
+        .count();
+    assert_eq!(survivors, 2, "both survivors consumed");
+    accounting.rounds = 1;
+    accounting.report();
+}
+
 /// 7. Poison input through Kafka: the whole invalid file, an event over the
 /// size limit, invalid UTF-8 and deeply nested JSON all go to the
 /// dead-letter topic with their reason; nothing crashes, and the valid
