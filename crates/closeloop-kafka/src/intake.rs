@@ -1,15 +1,16 @@
 //! The intake loop: batch, validate, dead-letter, persist, then commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use closeloop_core::{parse_event, FeedbackEvent};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -121,23 +122,24 @@ pub async fn run_intake<H: BatchHandler>(
     if !settings.client.properties.contains_key("fetch.wait.max.ms") {
         config.set("fetch.wait.max.ms", "25");
     }
-    let consumer: StreamConsumer = config
+    let consumer: IntakeConsumer = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create()?;
+        .create_with_context(CommitTracker::default())?;
     consumer.subscribe(&[settings.topic.as_str()])?;
     let dead_letters = DeadLetters::new(&settings.client, &settings.dead_letter_topic)?;
     info!(topic = %settings.topic, group = %settings.group_id, "intake started");
 
     let micros = |since: Instant| since.elapsed().as_micros() as u64;
-    let mut last_offsets: Option<TopicPartitionList> = None;
+    // Offsets of the last stored batch, until the broker confirms them.
+    let mut unconfirmed: Option<TopicPartitionList> = None;
     loop {
         let fetching = Instant::now();
-        let Some(batch) = next_batch(&consumer, settings, &cancel).await else {
+        let Some(batch) = next_batch(&consumer, settings, &mut unconfirmed, &cancel).await else {
             break;
         };
         stats
@@ -158,14 +160,14 @@ pub async fn run_intake<H: BatchHandler>(
         let committing = Instant::now();
         if let Some(offsets) = next_offsets(&batch) {
             commit(&consumer, &offsets, CommitMode::Async);
-            last_offsets = Some(offsets);
+            unconfirmed = Some(offsets);
         }
         stats
             .commit_micros
             .fetch_add(micros(committing), Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
     }
-    if let Some(offsets) = &last_offsets {
+    if let Some(offsets) = &unconfirmed {
         commit(&consumer, offsets, CommitMode::Sync);
     }
     consumer.unsubscribe();
@@ -173,19 +175,91 @@ pub async fn run_intake<H: BatchHandler>(
     Ok(())
 }
 
+/// How long the topic must stay quiet before an unconfirmed commit is sent
+/// again.
+const IDLE_RECOMMIT: Duration = Duration::from_secs(1);
+
+/// The consumer, with its commit results tracked.
+type IntakeConsumer = StreamConsumer<CommitTracker>;
+
+/// Remembers the offsets the broker confirmed, per partition. Asynchronous
+/// commits are fire and forget; one lost in a broker outage would stay lost
+/// until the next batch, so a quiet group would look behind (and replay
+/// its last batch after a restart).
+#[derive(Default)]
+struct CommitTracker {
+    confirmed: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for CommitTracker {}
+
+impl ConsumerContext for CommitTracker {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            debug!(%error, "offset commit not confirmed; sent again when the topic is quiet");
+            return;
+        }
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        for element in offsets.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                let entry = confirmed
+                    .entry((element.topic().to_owned(), element.partition()))
+                    .or_insert(offset);
+                *entry = (*entry).max(offset);
+            }
+        }
+    }
+}
+
+impl CommitTracker {
+    /// Whether the broker confirmed at least these offsets.
+    fn covers(&self, offsets: &TopicPartitionList) -> bool {
+        let confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        offsets
+            .elements()
+            .iter()
+            .all(|element| match element.offset() {
+                Offset::Offset(offset) => confirmed
+                    .get(&(element.topic().to_owned(), element.partition()))
+                    .is_some_and(|&done| done >= offset),
+                _ => true,
+            })
+    }
+}
+
 /// Wait for a first message, then fill the batch for at most `batch_linger`.
 /// `None` once cancelled with nothing in hand.
+///
+/// While the topic is quiet, the last batch's offsets are committed again
+/// (asynchronously, once a second) until the broker confirms them.
 async fn next_batch(
-    consumer: &StreamConsumer,
+    consumer: &IntakeConsumer,
     settings: &IntakeSettings,
+    unconfirmed: &mut Option<TopicPartitionList>,
     cancel: &CancellationToken,
 ) -> Option<Vec<RawMessage>> {
     let mut batch = Vec::with_capacity(settings.batch_max);
     loop {
+        // Dropping `recv` before it yields takes nothing off the queue, so
+        // the timeout cannot lose a message (the linger below relies on the
+        // same).
         let received = tokio::select! {
             biased;
             _ = cancel.cancelled() => return None,
-            received = consumer.recv() => received,
+            received = tokio::time::timeout(IDLE_RECOMMIT, consumer.recv()) => received,
+        };
+        let received = match received {
+            Ok(received) => received,
+            Err(_quiet) => {
+                let pending = unconfirmed.take();
+                if let Some(offsets) = pending.filter(|o| !consumer.context().covers(o)) {
+                    if let Some(owned) = still_assigned(consumer, &offsets) {
+                        commit(consumer, &owned, CommitMode::Async);
+                        *unconfirmed = Some(owned);
+                    }
+                }
+                continue;
+            }
         };
         match received {
             Ok(message) => {
@@ -193,10 +267,14 @@ async fn next_batch(
                 break;
             }
             Err(error) => {
+                // librdkafka queues one error event per failed attempt: they
+                // are read as they come, not slowly (a long pause here once
+                // left a backlog that kept the intake idle for a minute after
+                // a broker outage). The short pause only guards a hot loop.
                 warn!(%error, "kafka consume error");
                 tokio::select! {
                     _ = cancel.cancelled() => return None,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 }
             }
         }
@@ -304,11 +382,33 @@ fn next_offsets(batch: &[RawMessage]) -> Option<TopicPartitionList> {
     Some(offsets)
 }
 
+/// The part of `offsets` on partitions this consumer still owns: after a
+/// rebalance, a late commit for a partition that moved would set its new
+/// owner's position back. `None` when nothing is left.
+fn still_assigned(
+    consumer: &IntakeConsumer,
+    offsets: &TopicPartitionList,
+) -> Option<TopicPartitionList> {
+    let assigned = consumer.assignment().ok()?;
+    let mut kept = TopicPartitionList::new();
+    for element in offsets.elements() {
+        if assigned
+            .find_partition(element.topic(), element.partition())
+            .is_some()
+        {
+            kept.add_partition_offset(element.topic(), element.partition(), element.offset())
+                .ok()?;
+        }
+    }
+    (kept.count() > 0).then_some(kept)
+}
+
 /// Commit `offsets`. In the loop the commit is asynchronous: waiting for the
 /// broker took 30% of the intake's time (measured by `make bench`), and a
 /// lost commit only means a replay, which the store makes harmless. The
-/// last batch is committed synchronously when the intake stops.
-fn commit(consumer: &StreamConsumer, offsets: &TopicPartitionList, mode: CommitMode) {
+/// last batch is committed again while the topic is quiet until the broker
+/// confirms it, and synchronously when the intake stops.
+fn commit(consumer: &IntakeConsumer, offsets: &TopicPartitionList, mode: CommitMode) {
     let result = match mode {
         // A synchronous commit blocks on a broker round trip; keep it off
         // the async workers' hot path.
@@ -317,5 +417,46 @@ fn commit(consumer: &StreamConsumer, offsets: &TopicPartitionList, mode: CommitM
     };
     if let Err(error) = result {
         warn!(%error, "offset commit failed; the batch may be replayed (idempotent)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    fn offsets(list: &[(&str, i32, i64)]) -> TopicPartitionList {
+        let mut offsets = TopicPartitionList::new();
+        for &(topic, partition, offset) in list {
+            offsets
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
+                .unwrap();
+        }
+        offsets
+    }
+
+    #[test]
+    fn a_commit_counts_as_done_only_once_the_broker_confirms_it() {
+        let tracker = CommitTracker::default();
+        let wanted = offsets(&[("feedback", 0, 120), ("feedback", 2, 40)]);
+        assert!(!tracker.covers(&wanted), "nothing confirmed yet");
+
+        let lost = KafkaError::ConsumerCommit(RDKafkaErrorCode::RequestTimedOut);
+        tracker.commit_callback(Err(lost), &wanted);
+        assert!(!tracker.covers(&wanted), "a failed commit confirms nothing");
+
+        tracker.commit_callback(Ok(()), &offsets(&[("feedback", 0, 120)]));
+        assert!(!tracker.covers(&wanted), "partition 2 is still unconfirmed");
+
+        tracker.commit_callback(Ok(()), &offsets(&[("feedback", 2, 55)]));
+        assert!(
+            tracker.covers(&wanted),
+            "both partitions at or past the target"
+        );
+
+        // A late confirmation of an older commit does not move it back.
+        tracker.commit_callback(Ok(()), &offsets(&[("feedback", 2, 10)]));
+        assert!(tracker.covers(&wanted));
+        assert!(!tracker.covers(&offsets(&[("feedback", 2, 56)])));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use closeloop_store::{CaseView, Delivery, DeliveryResult, DigestPayload, Store};
@@ -112,7 +112,7 @@ impl Dispatcher {
             "dispatcher started"
         );
         loop {
-            let worked = match self.tick().await {
+            let worked = match self.round(&cancel).await {
                 Ok(count) => count > 0,
                 Err(error) => {
                     warn!(%error, "dispatcher could not reach the outbox");
@@ -136,7 +136,17 @@ impl Dispatcher {
     /// Claim one round of due deliveries, send them `concurrency` at a
     /// time, and record their outcomes together. Returns how many.
     pub async fn tick(&self) -> Result<usize, closeloop_store::StoreError> {
+        self.round(&CancellationToken::new()).await
+    }
+
+    /// [`Dispatcher::tick`], giving up on recording the round's outcomes
+    /// when `cancel` fires.
+    async fn round(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<usize, closeloop_store::StoreError> {
         use futures::StreamExt;
+        let claimed_at = Instant::now();
         let now = self.clock.now();
         let digests = self.store.build_due_digests(now).await?;
         if digests > 0 {
@@ -173,16 +183,53 @@ impl Dispatcher {
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .collect()
                 .await;
+        // A store error on one delivery must not throw away what the others
+        // did: what was sent is recorded, then the error is reported.
         let mut results = Vec::with_capacity(count);
+        let mut first_error = None;
         for outcome in outcomes {
-            if let Some(result) = outcome? {
-                results.push(result);
+            match outcome {
+                Ok(Some(result)) => results.push(result),
+                Ok(None) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        self.store
-            .record_attempts(&results, self.clock.now())
+        self.record_round(&results, claimed_at + self.settings.lease / 4 * 3, cancel)
             .await?;
-        Ok(count)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
+    }
+
+    /// Record a round's outcomes, retrying while the database is away. The
+    /// messages have left: an outcome not recorded means the delivery is
+    /// sent again once its lease expires. So the round waits for the
+    /// database, but only while the lease still keeps other dispatchers off
+    /// these deliveries (until `give_up_at`), and not past shutdown.
+    async fn record_round(
+        &self,
+        results: &[Attempt],
+        give_up_at: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(), closeloop_store::StoreError> {
+        loop {
+            let error = match self.store.record_attempts(results, self.clock.now()).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let pause = Duration::from_secs(1);
+            if !error.is_transient() || Instant::now() + pause >= give_up_at {
+                return Err(error);
+            }
+            warn!(%error, deliveries = results.len(), "could not record a round of sent deliveries; retrying");
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(error),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 
     /// Send one delivery. Returns its outcome to record, or `None` when it
