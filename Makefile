@@ -2,14 +2,19 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps stack stop build lint unit bench bench-rules chaos fuzz
+.PHONY: run run-kafka test deps deps-kafka stack stack-kafka stop build lint unit bench bench-rules chaos fuzz
 
-## run: install what is missing, start the stack, run the service, publish the sample events
+## run: single-node mode (no broker): start PostgreSQL, SMTP and the webhook
+## receiver, run the service, store the sample events, say where to look
 run: stack build
 	@deploy/local/run.sh
 
+## run-kafka: the same through Kafka (a tansu broker, built once: ~10 minutes)
+run-kafka: stack-kafka build
+	@CLOSELOOP__INTAKE__MODE=kafka deploy/local/run.sh
+
 ## test: the whole suite (format, lints, unit and end-to-end tests on the real stack)
-test: stack lint
+test: stack-kafka lint
 	cargo build --bin closeloop
 	set -o pipefail; . .run/stack.env && cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee .run/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' .run/test.log
@@ -17,8 +22,14 @@ test: stack lint
 deps:
 	@deploy/local/install-deps.sh
 
+deps-kafka:
+	@deploy/local/install-deps.sh kafka
+
 stack: deps
 	@deploy/local/stack.sh up
+
+stack-kafka: deps-kafka
+	@deploy/local/stack.sh up kafka
 
 build:
 	cargo build --bin closeloop
@@ -26,6 +37,7 @@ build:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@deploy/lint.sh
 
 ## unit: the pure tests only, no stack needed
 unit:
@@ -37,7 +49,7 @@ stop:
 ## bench: every benchmark, side by side in one run (bare consumer, Alertmanager);
 ## writes the figures into BENCHMARKS.md. Not part of make test. BENCH_ARGS e.g. "--runs 1 --only e2e".
 BENCH_ARGS ?=
-bench: stack
+bench: stack-kafka
 	@dpkg -s prometheus-alertmanager >/dev/null 2>&1 || { \
 	  echo "installing prometheus-alertmanager (Debian package, for the dispatch benchmark)"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
@@ -53,7 +65,7 @@ bench-rules:
 CHAOS_ROUNDS ?= 20
 CHAOS_OUTAGE_SECS ?= 30
 CHAOS_EVENTS ?= 2000
-chaos: stack
+chaos: stack-kafka
 	cargo build --bin closeloop
 	rm -f .run/chaos-report.jsonl
 	set -o pipefail; . .run/stack.env && CLOSELOOP_CHAOS_ROUNDS=$(CHAOS_ROUNDS) \

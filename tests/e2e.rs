@@ -450,7 +450,7 @@ async fn poison_messages_go_to_the_dead_letter_topic() {
     })
     .await;
     let _service = env.start_service().await;
-    let invalid = shared_data("feedback-invalid.jsonl");
+    let invalid = test_data("feedback-invalid.jsonl");
     let invalid_count = std::fs::read_to_string(&invalid).unwrap().lines().count();
     env.publish(&invalid);
     let good = format!("good-after-poison-{}", env.name);

@@ -705,25 +705,14 @@ async fn main() -> anyhow::Result<()> {
     let only: Vec<String> = args.only.split(',').map(|s| s.trim().to_owned()).collect();
     let work = PathBuf::from(".run/bench");
     std::fs::create_dir_all(&work)?;
-    let events_file = work.join(format!("events-{}.jsonl", args.events));
+    let events_file = work.join(format!("events-{}-gen.jsonl", args.events));
     if !events_file.exists() {
-        let output = Command::new("python3")
-            .args([
-                "../shared/tools/gen_feedback.py",
-                "--n",
-                &args.events.to_string(),
-                "--seed",
-                "9",
-            ])
-            .output()
-            .context("python3 ../shared/tools/gen_feedback.py")?;
-        if !output.status.success() {
-            bail!(
-                "gen_feedback.py: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+        let mut text = String::new();
+        for line in closeloop_gen::lines(closeloop_gen::Options::new(args.events, 9)) {
+            text.push_str(&line);
+            text.push('\n');
         }
-        std::fs::write(&events_file, &output.stdout)?;
+        std::fs::write(&events_file, text)?;
     }
     let lines: Vec<String> = std::fs::read_to_string(&events_file)?
         .lines()
@@ -812,7 +801,7 @@ async fn run(
         let _ = write!(
             report,
             "### 1. End to end against the bare consumer\n\n\
-             {} generated events (`gen_feedback.py --n {} --seed 9`, {} cases: {:.0}% alert), loaded at {:.0} events/s \
+             {} generated events (`closeloop generate --count {} --seed 9`, {} cases: {:.0}% alert), loaded at {:.0} events/s \
              onto a 6-partition topic of a tansu broker started for the run on empty sqlite storage; each run drains the same topic with (a) a bare rdkafka \
              consumer in the intake's group configuration, parsing nothing, and (b) `closeloop serve` (release, shipped \
              configuration) from start until every event is stored in PostgreSQL (cases, history and outbox committed with it).\n\n\

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install what closeloop's local stack and test suite need, if missing:
-# Debian packages (SMTP server, TLS headers for librdkafka, PostgreSQL
-# binaries when no server runs) and the tansu Kafka broker.
+# Install what closeloop's local stack needs, if missing: Debian packages
+# (SMTP server, TLS headers for librdkafka, PostgreSQL binaries when no
+# server runs). With the argument `kafka`, also the tansu Kafka broker (for
+# `make run-kafka` and the test suite; single-node `make run` needs none).
+# Usage: install-deps.sh [kafka]
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +11,7 @@ need_apt=()
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
@@ -20,7 +23,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+if [ "${1:-}" = kafka ] && ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "installing the tansu Kafka broker (one time, about 10 minutes)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 fi

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Start closeloop's local stack on loopback, reusing whatever already runs:
-#   Kafka      tansu on 127.0.0.1:9092, durable sqlite storage in .run/tansu.db
+#   Kafka      (with `kafka` only) tansu on 127.0.0.1:9092, durable sqlite storage in .run/tansu.db
 #   PostgreSQL the machine's on 127.0.0.1:5432, else a private cluster in .run/pg
 #   SMTP       aiosmtpd on 127.0.0.1:2525, keeping every email in .run/maildir
 #   webhooks   a receiver on 127.0.0.1:8090, logging to .run/webhooks.jsonl
 # Writes .run/stack.env with the settings the service and the tests need.
-# Usage: stack.sh [up|down|status]   (default: up)
+# Usage: stack.sh [up [kafka]|down]   (default: up, without Kafka)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN="$PWD/.run"
@@ -97,16 +97,20 @@ down() {
 
 case "${1:-up}" in
   up)
-    start_broker
+    KAFKA_ENV="# no Kafka broker: single-node mode (make run-kafka or make test start one)"
+    if [ "${2:-}" = kafka ]; then
+      start_broker
+      KAFKA_ENV="export CLOSELOOP_TEST_KAFKA=127.0.0.1:9092"
+    fi
     start_postgres
     start_smtp
     start_webhooks
     cat >"$RUN/stack.env" <<ENV
 export CLOSELOOP__DATABASE__URL=$PG_URL/closeloop
 export CLOSELOOP_TEST_DATABASE_URL=$PG_URL
-export CLOSELOOP_TEST_KAFKA=127.0.0.1:9092
+$KAFKA_ENV
 ENV
     ;;
   down) down ;;
-  *) echo "usage: $0 [up|down]" >&2; exit 2 ;;
+  *) echo "usage: $0 [up [kafka]|down]" >&2; exit 2 ;;
 esac

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::{eventually, free_port, sample_lines, shared_data, TestEnv};
+use crate::{eventually, free_port, sample_lines, test_data, TestEnv};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -59,17 +59,16 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// `valid` sample events; with `with_invalid`, every line of the shared
+    /// `valid` sample events; with `with_invalid`, every line of the
     /// invalid file spread evenly among them.
     pub fn new(env: &TestEnv, valid: usize, with_invalid: bool) -> Self {
         let mut lines = sample_lines(valid);
         if with_invalid {
-            let invalid: Vec<String> =
-                std::fs::read_to_string(shared_data("feedback-invalid.jsonl"))
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect();
+            let invalid: Vec<String> = std::fs::read_to_string(test_data("feedback-invalid.jsonl"))
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
             let step = (lines.len() / (invalid.len() + 1)).max(1);
             for (i, line) in invalid.into_iter().enumerate() {
                 lines.insert(((i + 1) * step + i).min(lines.len()), line);

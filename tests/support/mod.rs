@@ -35,13 +35,31 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn shared_data(name: &str) -> PathBuf {
-    repo_root().join("../shared/data").join(name)
+/// A JSON Schema of `docs/schemas/`.
+pub fn contract_schema(name: &str) -> serde_json::Value {
+    let path = repo_root().join("docs/schemas").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The published webhook schema, with the event schema it refers to (by
+/// its `$id`) embedded.
+pub fn webhook_validator() -> jsonschema::Validator {
+    let mut webhook = contract_schema("case-webhook-v1.schema.json");
+    webhook["$defs"]["feedbackEvent"] = contract_schema("feedback-event-v1.schema.json");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&webhook)
+        .expect("the webhook schema compiles")
+}
+
+pub fn test_data(name: &str) -> PathBuf {
+    repo_root().join("tests/data").join(name)
 }
 
 /// A `closeloop` command that ignores any `CLOSELOOP__*` override of the
 /// caller's environment (`make run` exports some): the test config rules.
-pub(crate) fn closeloop_command() -> Command {
+pub fn closeloop_command() -> Command {
     let mut command = Command::new(closeloop_bin());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("CLOSELOOP__") {
@@ -374,6 +392,9 @@ pub struct Options {
     /// Require API tokens (`auth.required`). Off by default: the other
     /// tests exercise the API itself; access control has its own test.
     pub auth: bool,
+    /// Single-node mode (`intake.mode`): no broker, events stored by the
+    /// service itself. Off by default: most suites test the Kafka path.
+    pub single_node: bool,
 }
 
 impl Default for Options {
@@ -386,6 +407,7 @@ impl Default for Options {
             database: None,
             static_member: false,
             auth: false,
+            single_node: false,
         }
     }
 }
@@ -451,6 +473,9 @@ impl TestEnv {
             &config,
             format!(
                 r#"
+[intake]
+mode = "{mode}"
+
 [kafka]
 brokers = "{kafka}"
 topic = "{topic}"
@@ -524,6 +549,11 @@ required = {auth}
                     format!("instance_id = \"{name}-1\"\n")
                 } else {
                     String::new()
+                },
+                mode = if options.single_node {
+                    "single-node"
+                } else {
+                    "kafka"
                 },
                 partitions = options.partitions,
                 batch_max = options.batch_max,
@@ -950,10 +980,10 @@ impl Drop for Service {
     }
 }
 
-/// The first `n` lines of the shared sample.
+/// The first `n` lines of the sample (`tests/data`, made by `closeloop generate`).
 pub fn sample_lines(n: usize) -> Vec<String> {
-    std::fs::read_to_string(shared_data("feedback-sample.jsonl"))
-        .context("read the shared sample")
+    std::fs::read_to_string(test_data("feedback-sample.jsonl"))
+        .context("read the sample (tests/data)")
         .unwrap()
         .lines()
         .take(n)

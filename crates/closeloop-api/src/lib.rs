@@ -32,10 +32,22 @@ pub use auth::Caller;
 pub use error::ApiError;
 pub use limits::HttpLimits;
 
-/// Publishes validated raw events to the intake topic (Kafka in production).
+/// One event of a `POST /v1/events` request, validated: the parsed event
+/// and the bytes a broker would carry.
+#[derive(Debug, Clone)]
+pub struct ValidEvent {
+    pub event: closeloop_core::FeedbackEvent,
+    pub payload: Vec<u8>,
+}
+
+/// Where accepted events go: stored at once (single-node mode) or
+/// published to the intake topic (Kafka mode). `Ok` only once every event
+/// of the request is durable (committed, or acknowledged by the broker);
+/// `Err` is the reason, answered 503 (the client retries the same request:
+/// events are idempotent by `event_id`).
 #[async_trait::async_trait]
-pub trait EventPublisher: Send + Sync {
-    async fn publish(&self, payload: Vec<u8>) -> Result<(), String>;
+pub trait EventIntake: Send + Sync {
+    async fn accept(&self, events: Vec<ValidEvent>) -> Result<(), String>;
 }
 
 /// The active rules, for `GET /v1/rules/status` and `POST /v1/rules/reload`.
@@ -63,7 +75,7 @@ pub struct AppState {
     pub store: Store,
     /// Root-cause codes a resolution must pick from.
     pub root_causes: Arc<Vec<String>>,
-    pub publisher: Option<Arc<dyn EventPublisher>>,
+    pub intake: Option<Arc<dyn EventIntake>>,
     pub max_event_bytes: usize,
     pub now: NowFn,
     pub rules: Option<Arc<dyn RulesControl>>,
@@ -172,19 +184,21 @@ async fn ingest_events(
         return Err(ApiError::BadRequest("the array holds no event".into()));
     }
     let mut errors = Vec::new();
+    let mut valid = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let size = serde_json::to_vec(item).map(|b| b.len()).unwrap_or(0);
-        let result = if size > state.max_event_bytes {
+        let payload = serde_json::to_vec(item).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let result = if payload.len() > state.max_event_bytes {
             Err(closeloop_core::EventError::TooLarge {
-                size,
+                size: payload.len(),
                 limit: state.max_event_bytes,
             })
         } else {
-            event_from_value(item).map(|_| ())
+            event_from_value(item)
         };
-        if let Err(error) = result {
-            errors
-                .push(json!({"index": index, "field": error.field(), "error": error.to_string()}));
+        match result {
+            Ok(event) => valid.push(ValidEvent { event, payload }),
+            Err(error) => errors
+                .push(json!({"index": index, "field": error.field(), "error": error.to_string()})),
         }
     }
     if !errors.is_empty() {
@@ -196,17 +210,12 @@ async fn ingest_events(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
     }
-    let publisher = state.publisher.as_ref().ok_or_else(|| {
+    let intake = state.intake.as_ref().ok_or_else(|| {
         ApiError::Unavailable("event intake is not configured on this instance".into())
     })?;
-    for item in &items {
-        let payload = serde_json::to_vec(item).map_err(|e| ApiError::Internal(e.to_string()))?;
-        publisher
-            .publish(payload)
-            .await
-            .map_err(ApiError::Unavailable)?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": items.len()}))).into_response())
+    let count = valid.len();
+    intake.accept(valid).await.map_err(ApiError::Unavailable)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": count}))).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! Rules evaluation: closeloop's compiled evaluator against the `cel`
-//! crate's interpreter, on the same 50 conditions and the shared sample
+//! crate's interpreter, on the same 50 conditions and the sample
 //! events, in one run. `cargo bench -p closeloop-core --bench rules`
 //! (or `make bench-rules`); figures go to BENCHMARKS.md.
 
@@ -83,8 +83,7 @@ fn conditions() -> Vec<String> {
 }
 
 fn sample_events() -> Vec<FeedbackEvent> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/feedback-sample.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/feedback-sample.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .map(|l| parse_event(l.as_bytes(), 1 << 20).unwrap())

@@ -363,6 +363,14 @@ fn optional_object<'a>(
 
 fn parse_timestamp(root: &Map<String, Value>) -> Result<DateTime<FixedOffset>, EventError> {
     let raw = required_string(root, "occurred_at", "occurred_at")?;
+    // RFC 3339 proper: `T` between date and time, ASCII signs only (chrono
+    // also takes a space, and a U+2212 minus, which the schema refuses).
+    if !raw.is_ascii() || !matches!(raw.as_bytes().get(10), Some(b'T' | b't')) {
+        return Err(field(
+            "occurred_at",
+            "must be an RFC 3339 timestamp with offset, e.g. 2026-11-20T10:15:00+01:00 (ASCII, with T between date and time)",
+        ));
+    }
     DateTime::parse_from_rfc3339(&raw).map_err(|e| {
         field(
             "occurred_at",
@@ -397,7 +405,13 @@ fn score(obj: &Map<String, Value>, key: &str, min: u8, max: u8) -> Result<Option
     let name = format!("scores.{key}");
     let reason = |got: String| format!("must be an integer from {min} to {max} (got {got})");
     match value {
-        Value::Number(n) => match n.as_i64() {
+        // An integral number written as a float (`6.0`) is that integer, as
+        // JSON Schema's `integer` type says; `6.5` is refused.
+        Value::Number(n) => match n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 1e6)
+                .map(|f| f as i64)
+        }) {
             Some(v) if (i64::from(min)..=i64::from(max)).contains(&v) => Ok(Some(v as u8)),
             _ => Err(field(&name, reason(n.to_string()))),
         },
@@ -470,6 +484,24 @@ fn check_country(code: String, name: &str) -> Result<String, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integral_floats_are_scores_and_timestamps_are_strict_rfc3339() {
+        let with = |from: &str, to: &str| VALID.replace(from, to);
+        let event = parse_event(with("\"nps\": 3", "\"nps\": 3.0").as_bytes(), 1 << 20).unwrap();
+        assert_eq!(event.scores.nps.map(|n| n.value()), Some(3));
+        for bad in [
+            "2026-11-20 10:15:00+01:00",
+            "2026-11-20T10:15:00\u{2212}01:00",
+        ] {
+            let text = with("2026-11-20T10:15:00+01:00", bad);
+            let error = parse_event(text.as_bytes(), 1 << 20).unwrap_err();
+            assert_eq!(error.field(), Some("occurred_at"), "{bad}: {error}");
+        }
+        let error =
+            parse_event(with("\"nps\": 3", "\"nps\": 3.5").as_bytes(), 1 << 20).unwrap_err();
+        assert_eq!(error.field(), Some("scores.nps"));
+    }
 
     const VALID: &str = r#"{
       "event_id": "resp-2026-11-20-000123",
@@ -690,7 +722,7 @@ mod round_trip {
     fn accepted_events_reparse_to_themselves() {
         let sample = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/feedback-sample.jsonl"
+            "/../../tests/data/feedback-sample.jsonl"
         );
         let text = std::fs::read_to_string(sample).unwrap();
         for line in text.lines().take(500) {

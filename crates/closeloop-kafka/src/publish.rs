@@ -84,8 +84,17 @@ impl Publisher {
             Some((&[], rest)) => rest,
             _ => &lines[..],
         };
+        self.publish_all(lines, in_flight).await
+    }
+
+    /// Publish every payload, in order, keeping at most `in_flight`
+    /// unacknowledged, and return once the broker acknowledged them all
+    /// (the first failure is returned; what was sent before it stays sent,
+    /// which a retry of the same events makes harmless: idempotent by
+    /// `event_id`).
+    pub async fn publish_all(&self, payloads: &[&[u8]], in_flight: usize) -> Result<usize> {
         let mut pending = std::collections::VecDeque::new();
-        for line in lines {
+        for line in payloads {
             let key = key_of(line);
             let mut record = FutureRecord::<String, [u8]>::to(&self.topic).payload(*line);
             if let Some(key) = &key {
@@ -96,14 +105,14 @@ impl Publisher {
                     .send_result(record)
                     .map_err(|(e, _)| KafkaError::Client(e))?,
             );
-            if pending.len() >= in_flight {
+            if pending.len() >= in_flight.max(1) {
                 wait_one(&mut pending, &self.topic).await?;
             }
         }
         while !pending.is_empty() {
             wait_one(&mut pending, &self.topic).await?;
         }
-        Ok(lines.len())
+        Ok(payloads.len())
     }
 }
 

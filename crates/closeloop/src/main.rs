@@ -2,6 +2,7 @@
 //! builds the adapters around the pure core, and runs the service or one of
 //! the offline commands.
 
+mod intake;
 mod pipeline;
 mod reload;
 mod rules_cmd;
@@ -35,8 +36,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
-    /// Run the service: Kafka intake, dispatcher and HTTP API.
+    /// Run the service: intake (single-node or Kafka), dispatcher, SLA
+    /// scheduler and HTTP API.
     Serve,
+    /// Check a configuration and print the effective settings, secrets masked.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Check or try rules offline.
@@ -59,13 +66,41 @@ enum Commands {
         #[command(subcommand)]
         command: TokensCommand,
     },
-    /// Publish a JSON-lines file of events to the intake topic, keyed by customer id.
+    /// Print realistic feedback events as JSON lines (seeded, deterministic),
+    /// or with --invalid the lines every intake must refuse.
+    Generate {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days the events span, ending at --base.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The newest event's time (RFC 3339).
+        #[arg(long, default_value = "2026-11-20T12:00:00+01:00")]
+        base: chrono::DateTime<chrono::FixedOffset>,
+        /// Event ids are resp-TAG-0000001 (default: s<seed>).
+        #[arg(long)]
+        tag: Option<String>,
+        /// The invalid corpus instead of events.
+        #[arg(long)]
+        invalid: bool,
+    },
+    /// Store a JSON-lines file of events: through the intake path in
+    /// single-node mode, or published to the intake topic (keyed by customer
+    /// id) in Kafka mode.
     Publish {
         file: PathBuf,
         /// Topic (default: kafka.topic from the configuration).
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE (default: --config) with the environment's overrides.
+    Check { file: Option<PathBuf> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +214,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Rules { command } => run_rules(command),
         Commands::Serve => runtime().and_then(|rt| rt.block_on(serve::serve(&cli.config))),
+        Commands::Config {
+            command: ConfigCommand::Check { file },
+        } => serve::config_check(file.as_deref().unwrap_or(&cli.config)),
         Commands::Migrate => runtime().and_then(|rt| rt.block_on(serve::migrate(&cli.config))),
         Commands::Silences { command } => {
             runtime().and_then(|rt| rt.block_on(serve::silences(&cli.config, command)))
@@ -189,6 +227,23 @@ fn main() -> ExitCode {
         Commands::Tokens { command } => {
             runtime().and_then(|rt| rt.block_on(serve::tokens(&cli.config, command)))
         }
+        Commands::Generate {
+            count,
+            seed,
+            days,
+            base,
+            tag,
+            invalid,
+        } => generate(
+            closeloop_gen::Options {
+                count,
+                seed,
+                base,
+                days,
+                tag,
+            },
+            invalid,
+        ),
         Commands::Publish { file, topic } => {
             runtime().and_then(|rt| rt.block_on(serve::publish(&cli.config, &file, topic)))
         }
@@ -200,6 +255,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn generate(options: closeloop_gen::Options, invalid: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if invalid {
+        for line in closeloop_gen::invalid_corpus(options.seed) {
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        for line in closeloop_gen::lines(options) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,10 +1,12 @@
 //! The intake pipeline: decide each accepted event with the core policy,
-//! persist the batch, wake the dispatcher.
+//! persist the batch, wake the dispatcher. Both intakes (Kafka, and the
+//! single-node intake of `intake.rs`) end here.
 
 use std::sync::Arc;
 
+use closeloop_core::FeedbackEvent;
 use closeloop_kafka::{AcceptedEvent, BatchHandler};
-use closeloop_store::{IntakeRecord, SourcePosition, Store, StoreError};
+use closeloop_store::{BatchOutcome, IntakeRecord, SourcePosition, Store, StoreError};
 use tokio::sync::Notify;
 
 pub struct Pipeline {
@@ -16,10 +18,13 @@ pub struct Pipeline {
     pub sla: closeloop_core::sla::SlaPolicy,
 }
 
-impl BatchHandler for Pipeline {
-    type Error = StoreError;
-
-    async fn handle(&self, batch: Vec<AcceptedEvent>) -> Result<(), StoreError> {
+impl Pipeline {
+    /// Decide and store events in one transaction: the one path of both
+    /// intakes (Kafka batches, and single-node HTTP and file intake).
+    pub async fn store(
+        &self,
+        events: Vec<(FeedbackEvent, Option<SourcePosition>)>,
+    ) -> Result<BatchOutcome, StoreError> {
         let policy = self.policy.current();
         let now = chrono::Utc::now();
         // Silences are few; compile the active ones for this batch.
@@ -36,14 +41,14 @@ impl BatchHandler for Pipeline {
                 }
             })
             .collect();
-        let records: Vec<IntakeRecord> = batch
+        let records: Vec<IntakeRecord> = events
             .into_iter()
-            .map(|accepted| {
-                let alert = policy.decide(&accepted.event);
+            .map(|(event, position)| {
+                let alert = policy.decide(&event);
                 let silenced_by = alert.as_ref().and_then(|_| {
                     silences
                         .iter()
-                        .find(|(_, m)| m.matches(&accepted.event))
+                        .find(|(_, m)| m.matches(&event))
                         .map(|(id, _)| *id)
                 });
                 let deadlines = alert.as_ref().and_then(|a| {
@@ -54,12 +59,8 @@ impl BatchHandler for Pipeline {
                     deadlines,
                     alert,
                     silenced_by,
-                    event: accepted.event,
-                    position: Some(SourcePosition {
-                        topic: accepted.position.topic,
-                        partition: accepted.position.partition,
-                        offset: accepted.position.offset,
-                    }),
+                    event,
+                    position,
                 }
             })
             .collect();
@@ -79,6 +80,25 @@ impl BatchHandler for Pipeline {
         if outcome.notifications_queued > 0 {
             self.wake_dispatcher.notify_one();
         }
-        Ok(())
+        Ok(outcome)
+    }
+}
+
+impl BatchHandler for Pipeline {
+    type Error = StoreError;
+
+    async fn handle(&self, batch: Vec<AcceptedEvent>) -> Result<(), StoreError> {
+        let events = batch
+            .into_iter()
+            .map(|accepted| {
+                let position = SourcePosition {
+                    topic: accepted.position.topic,
+                    partition: accepted.position.partition,
+                    offset: accepted.position.offset,
+                };
+                (accepted.event, Some(position))
+            })
+            .collect();
+        self.store(events).await.map(|_| ())
     }
 }

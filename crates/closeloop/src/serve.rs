@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use closeloop_api::{AppState, EventPublisher};
+use closeloop_api::{AppState, EventIntake};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
     AddressPolicy, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity,
@@ -24,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::intake::{EmbeddedIntake, KafkaIntake};
 use crate::pipeline::Pipeline;
 use crate::reload::ActivePolicy;
-use crate::settings::Settings;
+use crate::settings::{IntakeMode, Settings};
 
 fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -108,15 +108,64 @@ pub async fn migrate(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `closeloop publish FILE`: in single-node mode, store the file's events
+/// through the intake pipeline (refused lines listed with their reason); in
+/// Kafka mode, publish every line to the intake topic.
 pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let topic = topic.unwrap_or_else(|| settings.kafka.topic.clone());
-    let publisher = Publisher::new(&client_settings(&settings), &topic)?;
-    let count = publisher.publish_file(file, 1000).await?;
+    if settings.intake.mode == IntakeMode::Kafka || topic.is_some() {
+        let topic = topic.unwrap_or_else(|| settings.kafka.topic.clone());
+        let publisher = Publisher::new(&client_settings(&settings), &topic)?;
+        let count = publisher.publish_file(file, 1000).await?;
+        println!(
+            "published {count} events from {} to {topic}",
+            file.display()
+        );
+        return Ok(());
+    }
+    let policy = Arc::new(ActivePolicy::load(
+        &settings.rules.rules_file,
+        &settings.rules.owners_file,
+    )?);
+    let store = store(&settings)?;
+    prepare_database(&settings, &store).await?;
+    let pipeline = Pipeline {
+        store,
+        policy,
+        wake_dispatcher: Arc::new(Notify::new()),
+        sla: settings.sla.policy(),
+    };
+    let outcome = crate::intake::store_file(
+        &pipeline,
+        file,
+        settings.kafka.max_event_bytes,
+        settings.kafka.batch_max,
+    )
+    .await?;
     println!(
-        "published {count} events from {} to {topic}",
-        file.display()
+        "stored {} events from {} ({} already stored)",
+        outcome.stored,
+        file.display(),
+        outcome.duplicates
     );
+    for (line, reason) in &outcome.refused {
+        eprintln!("{}: line {line}: {reason}", file.display());
+    }
+    if !outcome.refused.is_empty() {
+        anyhow::bail!(
+            "{} invalid lines refused (listed above); the valid ones are stored",
+            outcome.refused.len()
+        );
+    }
+    Ok(())
+}
+
+/// `closeloop config check`: validate, then print the effective settings
+/// with every secret masked.
+pub fn config_check(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    println!("# {}: valid", config.display());
+    print!("{}", settings.masked()?);
     Ok(())
 }
 
@@ -388,15 +437,6 @@ impl closeloop_api::MetricsSource for Metrics {
     }
 }
 
-struct KafkaEventPublisher(Publisher);
-
-#[async_trait]
-impl EventPublisher for KafkaEventPublisher {
-    async fn publish(&self, payload: Vec<u8>) -> Result<(), String> {
-        self.0.publish(&payload).await.map_err(|e| e.to_string())
-    }
-}
-
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     init_tracing(&settings);
@@ -410,8 +450,10 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let store = store(&settings)?;
     prepare_database(&settings, &store).await?;
 
+    let kafka_mode = settings.intake.mode == IntakeMode::Kafka;
+    info!(mode = ?settings.intake.mode, "intake mode");
     let client = client_settings(&settings);
-    if settings.kafka.create_topics {
+    if kafka_mode && settings.kafka.create_topics {
         let topics = [
             (settings.kafka.topic.as_str(), settings.kafka.partitions),
             (
@@ -499,11 +541,27 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("http.listen: could not bind {}", settings.http.listen))?;
     info!(address = %listener.local_addr()?, "http api listening");
-    let publisher = Publisher::new(&client, &settings.kafka.topic)?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let pipeline = Arc::new(Pipeline {
+        store: store.clone(),
+        policy: policy.clone(),
+        wake_dispatcher: wake.clone(),
+        sla: settings.sla.policy(),
+    });
+    let intake: Arc<dyn EventIntake> = if kafka_mode {
+        Arc::new(KafkaIntake(Publisher::new(&client, &settings.kafka.topic)?))
+    } else {
+        Arc::new(EmbeddedIntake::start(
+            pipeline.clone(),
+            settings.kafka.batch_max,
+            &tracker,
+        ))
+    };
     let state = AppState {
         store: store.clone(),
         root_causes: Arc::new(settings.rules.root_causes.clone()),
-        publisher: Some(Arc::new(KafkaEventPublisher(publisher))),
+        intake: Some(intake),
         max_event_bytes: settings.kafka.max_event_bytes,
         now: Arc::new(chrono::Utc::now),
         rules: Some(Arc::new(RulesApi(policy.clone()))),
@@ -523,8 +581,6 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         },
     };
 
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
     {
         let (policy, cancel) = (policy.clone(), cancel.clone());
         let interval = settings.rules.watch_interval;
@@ -547,17 +603,11 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         poll_interval: settings.sla.poll_interval,
         wake_dispatcher: wake.clone(),
     };
-    let pipeline = Pipeline {
-        store: store.clone(),
-        policy,
-        wake_dispatcher: wake,
-        sla: settings.sla.policy(),
-    };
-    {
+    if kafka_mode {
         let cancel = cancel.clone();
         tracker.spawn(async move {
             if let Err(error) =
-                closeloop_kafka::run_intake(&intake_settings, &pipeline, stats, cancel.clone())
+                closeloop_kafka::run_intake(&intake_settings, &*pipeline, stats, cancel.clone())
                     .await
             {
                 error!(%error, "intake failed; shutting down");

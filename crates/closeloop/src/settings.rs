@@ -14,6 +14,9 @@ type HumanDuration = humantime_serde::Serde<Duration>;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where events come in: single-node (no broker) or Kafka.
+    #[serde(default)]
+    pub intake: IntakeSettings,
     pub kafka: KafkaSettings,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
@@ -35,7 +38,48 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub log: LogSettings,
+    /// The merged configuration as read, for `closeloop config check`.
+    #[serde(skip)]
+    pub raw: Option<toml::Value>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeSettings {
+    #[serde(default)]
+    pub mode: IntakeMode,
+}
+
+/// `intake.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum IntakeMode {
+    /// One machine, no broker: `POST /v1/events` and `closeloop publish`
+    /// store events through the intake pipeline directly.
+    #[default]
+    SingleNode,
+    /// Events come from the Kafka topic; HTTP and `publish` produce to it.
+    Kafka,
+}
+
+impl TryFrom<String> for IntakeMode {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "single-node" => Ok(IntakeMode::SingleNode),
+            "kafka" => Ok(IntakeMode::Kafka),
+            other => Err(format!("must be single-node or kafka (got \"{other}\")")),
+        }
+    }
+}
+
+/// Secrets shipped in `config/` and `deploy/` for local development: public,
+/// so refused unless the service is only reachable on loopback.
+pub const DEVELOPMENT_SECRETS: &[&str] = &[
+    "closeloop-local-links-key-change-me",
+    "whsec_Y2xvc2Vsb29wLWxvY2FsLWRldmVsb3BtZW50LWtleSE=",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -410,13 +454,30 @@ impl Settings {
                     .with_list_parse_key("webhook.signing_secrets")
                     .with_list_parse_key("dispatch.retry_schedule")
                     .with_list_parse_key("rules.root_causes")
+                    .with_list_parse_key("cases.coalesce_key")
+                    .with_list_parse_key("webhook.allow_private_ranges")
                     .try_parsing(true),
             )
             .build()
             .with_context(|| format!("configuration {}", path.display()))?;
-        let settings: Settings = raw
+        let mut settings: Settings = raw
+            .clone()
             .try_deserialize()
             .with_context(|| format!("configuration {}", path.display()))?;
+        // `CLOSELOOP__KAFKA__PROPERTIES__SASL_PASSWORD` sets the librdkafka
+        // property `sasl.password`: variable names cannot hold dots, and
+        // librdkafka's property names have none of the underscores.
+        settings.kafka.properties = std::mem::take(&mut settings.kafka.properties)
+            .into_iter()
+            .map(|(key, value)| (key.replace('_', "."), value))
+            .collect();
+        // An empty variable (`CLOSELOOP__WEBHOOK__ALLOW_PRIVATE_RANGES=`)
+        // is an empty list, not a list of one empty range.
+        settings
+            .webhook
+            .allow_private_ranges
+            .retain(|range| !range.trim().is_empty());
+        settings.raw = raw.try_deserialize::<toml::Value>().ok();
         settings
             .check()
             .with_context(|| format!("configuration {}", path.display()))?;
@@ -424,6 +485,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        self.check_secrets()?;
         if self.kafka.batch_max == 0 {
             bail!("kafka.batch_max: must be at least 1");
         }
@@ -482,5 +544,215 @@ impl Settings {
                 )
             })?;
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The shipped development secrets are public: refuse them unless
+    /// `http.public_url` is a loopback address (a laptop, a test).
+    fn check_secrets(&self) -> anyhow::Result<()> {
+        if is_loopback_url(&self.http.public_url) {
+            return Ok(());
+        }
+        let how = "generate one (e.g. `openssl rand -base64 32`) and set it in the configuration file or the environment";
+        if let Some(links) = &self.links {
+            if DEVELOPMENT_SECRETS.contains(&links.secret.as_str()) {
+                bail!(
+                    "links.secret: the shipped development key is public and http.public_url ({}) is not a loopback address; {how}: CLOSELOOP__LINKS__SECRET=...",
+                    self.http.public_url
+                );
+            }
+        }
+        if self
+            .webhook
+            .signing_secrets
+            .iter()
+            .any(|s| DEVELOPMENT_SECRETS.contains(&s.as_str()))
+        {
+            bail!(
+                "webhook.signing_secrets: the shipped development secret is public and http.public_url ({}) is not a loopback address; {how}, prefixed whsec_: CLOSELOOP__WEBHOOK__SIGNING_SECRETS=whsec_...",
+                self.http.public_url
+            );
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, every secret masked.
+    pub fn masked(&self) -> anyhow::Result<String> {
+        let mut value = self
+            .raw
+            .clone()
+            .unwrap_or_else(|| toml::Value::Table(Default::default()));
+        mask(&mut value, "");
+        Ok(toml::to_string_pretty(&value)?)
+    }
+}
+
+/// Keys whose values are secrets (masked by `closeloop config check`).
+fn is_secret_key(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    matches!(
+        last,
+        "secret" | "password" | "signing_secrets" | "url" | "sasl.password" | "ssl.key.password"
+    ) && path != "http.public_url"
+}
+
+fn mask(value: &mut toml::Value, path: &str) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, inner) in table.iter_mut() {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if is_secret_key(&child) {
+                    *inner = match inner {
+                        toml::Value::Array(items) => toml::Value::Array(
+                            items
+                                .iter()
+                                .map(|_| toml::Value::String("********".into()))
+                                .collect(),
+                        ),
+                        toml::Value::String(s) if path == "database" => {
+                            toml::Value::String(mask_url_password(s))
+                        }
+                        _ => toml::Value::String("********".into()),
+                    };
+                } else {
+                    mask(inner, &child);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(|item| mask(item, path)),
+        _ => {}
+    }
+}
+
+/// `postgres://user:pw@host/db` -> `postgres://user:********@host/db`.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "********".into();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or("");
+            if user_info.contains(':') {
+                format!("{scheme}://{user}:********@{host}")
+            } else {
+                url.to_owned()
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// True when the URL's host is a loopback address or `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped configuration, with `overrides` as environment variables
+    /// would set them (written into a copy, since tests share one process
+    /// environment).
+    fn shipped_with(public_url: &str, mode: &str) -> anyhow::Result<Settings> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let text = std::fs::read_to_string(root.join("config/closeloop.toml"))?
+            .replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                &format!("public_url = \"{public_url}\""),
+            )
+            .replace(
+                "rules_file = \"config/",
+                &format!("rules_file = \"{}/config/", root.display()),
+            )
+            .replace(
+                "owners_file = \"config/",
+                &format!("owners_file = \"{}/config/", root.display()),
+            )
+            .replace("mode = \"single-node\"", &format!("mode = \"{mode}\""));
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("closeloop.toml");
+        std::fs::write(&path, text)?;
+        Settings::load(&path)
+    }
+
+    #[test]
+    fn loopback_urls() {
+        for (url, loopback) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://127.9.9.9", true),
+            ("http://localhost:8080/x", true),
+            ("http://[::1]:8080", true),
+            ("https://closeloop.example.com", false),
+            ("https://10.0.0.1", false),
+            ("http://127.0.0.1.example.com", false),
+            ("http://user@127.0.0.1:80", true),
+        ] {
+            assert_eq!(is_loopback_url(url), loopback, "{url}");
+        }
+    }
+
+    #[test]
+    fn development_secrets_are_refused_off_loopback_naming_the_key() {
+        assert!(shipped_with("http://127.0.0.1:8080", "single-node").is_ok());
+        let error = format!(
+            "{:#}",
+            shipped_with("https://closeloop.example.com", "single-node").unwrap_err()
+        );
+        assert!(error.contains("links.secret"), "{error}");
+        assert!(error.contains("CLOSELOOP__LINKS__SECRET"), "{error}");
+        // With an own links key, the webhook secret is next.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/closeloop.toml"),
+        )
+        .unwrap();
+        assert!(text.contains(DEVELOPMENT_SECRETS[0]) && text.contains(DEVELOPMENT_SECRETS[1]));
+    }
+
+    #[test]
+    fn masked_settings_hide_every_secret() {
+        let settings = shipped_with("http://127.0.0.1:8080", "single-node").unwrap();
+        let masked = settings.masked().unwrap();
+        for secret in DEVELOPMENT_SECRETS {
+            assert!(!masked.contains(secret), "{secret} in\n{masked}");
+        }
+        assert!(masked.contains("********"));
+        assert!(masked.contains("public_url = \"http://127.0.0.1:8080\""));
+        assert_eq!(
+            mask_url_password("postgres://u:pw@db:5432/x"),
+            "postgres://u:********@db:5432/x"
+        );
+    }
+
+    #[test]
+    fn intake_mode_is_a_closed_set_named_in_the_error() {
+        let settings = shipped_with("http://127.0.0.1:8080", "single-node").unwrap();
+        assert_eq!(settings.intake.mode, IntakeMode::SingleNode);
+        let error = format!(
+            "{:#}",
+            shipped_with("http://127.0.0.1:8080", "kafak").unwrap_err()
+        );
+        assert!(
+            error.contains("intake.mode")
+                && error.contains("kafak")
+                && error.contains("single-node"),
+            "{error}"
+        );
     }
 }

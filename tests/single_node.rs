@@ -1,0 +1,261 @@
+//! Single-node mode (`intake.mode = "single-node"`): no broker. Events come
+//! in over HTTP or `closeloop publish`, go through the same intake path as
+//! Kafka batches, and are answered 202 only once committed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use closeloop_tests::{eventually, webhook_validator, Options, TestEnv};
+use serde_json::{json, Value};
+
+const SHORT: Duration = Duration::from_secs(30);
+
+fn story_event(event_id: &str, customer: &str) -> Value {
+    json!({
+        "event_id": event_id,
+        "occurred_at": "2026-11-20T10:15:00+01:00",
+        "source": "survey.post-delivery",
+        "customer": {"id": customer, "name": "Julie Moreau", "email": "julie.moreau@example.org",
+                     "phone": "+33 6 12 34 56 78", "locale": "fr-FR"},
+        "journey": {"touchpoint": "delivery", "channel": "web"},
+        "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
+        "scores": {"nps": 3},
+        "comment": "Livraison avec trois jours de retard",
+        "attributes": {"order_id": "CMD-55120"}
+    })
+}
+
+fn single_node() -> Options {
+    Options {
+        single_node: true,
+        // No broker is used: point the client at a closed port to prove it.
+        kafka: Some("127.0.0.1:1".into()),
+        ..Options::default()
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
+    let response = client.post(url).json(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// HTTP in, case committed before 202, email and webhook out, follow-up
+/// through the API; every webhook matches the published schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_in_case_email_webhook_and_follow_up_without_a_broker() {
+    let env = TestEnv::new(single_node()).await;
+    let service = env.start_service().await;
+    assert!(
+        service.log_text().contains("SingleNode"),
+        "{}",
+        service.log_text()
+    );
+    let client = reqwest::Client::new();
+    let event_id = format!("single-{}", env.name);
+
+    let (status, body) = post(
+        &client,
+        env.api("/v1/events"),
+        &story_event(&event_id, "C-1"),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // Committed before the answer: the case is there at once, no waiting.
+    let case_id: uuid::Uuid = sqlx::query_scalar("SELECT c.id FROM cases c WHERE c.event_id = $1")
+        .bind(&event_id)
+        .fetch_one(&env.db)
+        .await
+        .expect("the case exists as soon as 202 is answered");
+
+    let email = eventually("the alert email", SHORT, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "claire.martin@closeloop.local")
+    })
+    .await;
+    assert!(email.text.contains("Livraison avec trois jours de retard"));
+    assert!(email.text.contains(&format!("/cases/{case_id}")));
+
+    // The same event again: 202, and nothing new (idempotent by event_id).
+    let (status, _) = post(
+        &client,
+        env.api("/v1/events"),
+        &json!([story_event(&event_id, "C-1")]),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(env.count("SELECT count(*) FROM cases").await, 1);
+
+    // Follow-up through the API.
+    let url = |action: &str| env.api(&format!("/v1/cases/{case_id}/{action}"));
+    for (action, body) in [
+        ("acknowledge", json!({"actor": "claire.martin"})),
+        (
+            "contact-attempts",
+            json!({"actor": "claire.martin", "outcome": "reached", "note": "refund of the delivery fees"}),
+        ),
+        (
+            "resolve",
+            json!({"actor": "claire.martin", "root_cause": "delivery_delay"}),
+        ),
+    ] {
+        let (status, answer) = post(&client, url(action), &body).await;
+        assert_eq!(status, 200, "{action}: {answer}");
+    }
+
+    let validator = webhook_validator();
+    let webhooks = eventually("four webhooks", SHORT, || async {
+        let got = env.webhooks.received();
+        (got.len() >= 4).then_some(got)
+    })
+    .await;
+    let types: Vec<String> = webhooks
+        .iter()
+        .map(|w| w.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "case.created",
+            "case.acknowledged",
+            "case.updated",
+            "case.resolved"
+        ],
+    );
+    for webhook in &webhooks {
+        let body = webhook.json();
+        if let Err(error) = validator.validate(&body) {
+            panic!(
+                "{} does not match the schema: {error} at {}\n{body:#}",
+                body["type"],
+                error.instance_path()
+            );
+        }
+    }
+    assert_eq!(webhooks[3].json()["data"]["root_cause"], "delivery_delay");
+}
+
+/// A bad element refuses the whole array with 422 naming index and field;
+/// `closeloop publish` stores the valid lines and names the refused ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_is_refused_with_the_field_and_nothing_is_lost() {
+    let env = TestEnv::new(single_node()).await;
+    let _service = env.start_service().await;
+    let client = reqwest::Client::new();
+
+    let mut bad = story_event("bad-1", "C-2");
+    bad["scores"]["nps"] = json!(11);
+    let good = story_event(&format!("good-{}", env.name), "C-3");
+    let (status, body) = post(&client, env.api("/v1/events"), &json!([good, bad])).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["index"], 1);
+    assert_eq!(body["errors"][0]["field"], "scores.nps");
+    assert_eq!(
+        env.count("SELECT count(*) FROM feedback_events").await,
+        0,
+        "none stored"
+    );
+
+    let lines = [
+        story_event("file-1", "C-4").to_string(),
+        "{not json".to_owned(),
+        story_event("file-2", "C-5").to_string(),
+    ];
+    let file = env.write_events("mixed.jsonl", &lines);
+    let output = closeloop_tests::closeloop_command()
+        .arg("--config")
+        .arg(&env.config)
+        .arg("publish")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a refused line makes publish fail"
+    );
+    assert!(stderr.contains("line 2: invalid JSON"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("stored 2 events"));
+    assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 2);
+}
+
+/// kill -9 during a burst of concurrent HTTP posts: every event answered 202
+/// is stored, and the restarted service carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_loses_no_event_answered_202() {
+    let env = TestEnv::new(single_node()).await;
+    let mut service = env.start_service().await;
+    let accepted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let url = env.api("/v1/events");
+    let mut posters = Vec::new();
+    for poster in 0..4 {
+        let (accepted, url) = (accepted.clone(), url.clone());
+        posters.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            for request in 0..400 {
+                let ids: Vec<String> = (0..5)
+                    .map(|i| format!("burst-{poster}-{request}-{i}"))
+                    .collect();
+                let body: Vec<Value> = ids
+                    .iter()
+                    .map(|id| story_event(id, &format!("C-{poster}-{request}")))
+                    .collect();
+                match client.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().as_u16() == 202 => accepted.lock().unwrap().extend(ids),
+                    Ok(_) | Err(_) => {
+                        // Refused, or the service died mid-request: the
+                        // client would retry; nothing is promised.
+                        if request > 0 {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Let the burst run, then kill the service in the middle of it.
+    eventually("some events accepted", SHORT, || async {
+        (accepted.lock().unwrap().len() >= 200).then_some(())
+    })
+    .await;
+    service.kill_9();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    let answered: BTreeSet<String> = accepted.lock().unwrap().clone();
+    let stored: BTreeSet<String> =
+        sqlx::query_scalar::<_, String>("SELECT event_id FROM feedback_events")
+            .fetch_all(&env.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(
+        answered.len() >= 200,
+        "the burst was under way: {}",
+        answered.len()
+    );
+    let lost: Vec<_> = answered.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} events answered 202 but not stored: {lost:?}",
+        lost.len()
+    );
+
+    // Restarted, it takes events again.
+    let _service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let (status, _) = post(&client, url, &story_event("after-restart", "C-9")).await;
+    assert_eq!(status, 202);
+    assert!(
+        env.count("SELECT count(*) FROM feedback_events WHERE event_id = 'after-restart'")
+            .await
+            == 1
+    );
+}
