@@ -190,3 +190,15 @@ fn the_shipped_expectations_hold_on_the_sample() {
         "{stdout}"
     );
 }
+
+/// What JSON Schema cannot see: a duplicate key refuses the event, naming
+/// the key (on every intake: the HTTP and Kafka paths share the parser).
+#[test]
+fn duplicate_keys_are_refused_naming_the_key() {
+    let line = r#"{"event_id":"e-1","event_id":"e-2","occurred_at":"2026-11-20T10:15:00+01:00","source":"s","customer":{"id":"C-1"},"journey":{"touchpoint":"delivery"},"scores":{"nps":3}}"#;
+    let error = closeloop_core::parse_event(line.as_bytes(), MAX_EVENT_BYTES).unwrap_err();
+    assert!(
+        error.to_string().contains("duplicate key \"event_id\""),
+        "{error}"
+    );
+}

@@ -708,7 +708,13 @@ async fn main() -> anyhow::Result<()> {
     let events_file = work.join(format!("events-{}-gen.jsonl", args.events));
     if !events_file.exists() {
         let mut text = String::new();
-        for line in closeloop_gen::lines(closeloop_gen::Options::new(args.events, 9)) {
+        // Distinct customers: every alert opens its own case, so the
+        // expected number of cases is exact.
+        let options = closeloop_gen::Options {
+            repeat_rate: 0.0,
+            ..closeloop_gen::Options::new(args.events, 9)
+        };
+        for line in closeloop_gen::lines(options) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -801,7 +807,7 @@ async fn run(
         let _ = write!(
             report,
             "### 1. End to end against the bare consumer\n\n\
-             {} generated events (`closeloop generate --count {} --seed 9`, {} cases: {:.0}% alert), loaded at {:.0} events/s \
+             {} generated events (`closeloop generate --count {} --seed 9 --repeat-rate 0`, {} cases: {:.0}% alert), loaded at {:.0} events/s \
              onto a 6-partition topic of a tansu broker started for the run on empty sqlite storage; each run drains the same topic with (a) a bare rdkafka \
              consumer in the intake's group configuration, parsing nothing, and (b) `closeloop serve` (release, shipped \
              configuration) from start until every event is stored in PostgreSQL (cases, history and outbox committed with it).\n\n\

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use axum::http::{HeaderMap, StatusCode};
 use closeloop_core::{OwnerDirectory, Policy, RuleSet};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -980,15 +980,16 @@ impl Drop for Service {
     }
 }
 
-/// The first `n` lines of the sample (`tests/data`, made by `closeloop generate`).
+/// `n` generated events (`closeloop generate --count n --seed 1
+/// --repeat-rate 0`): realistic, but every one from a new customer, so each
+/// alert opens its own case and the suites can count cases per alert
+/// exactly (coalescing and the recovery loop have their own tests).
 pub fn sample_lines(n: usize) -> Vec<String> {
-    std::fs::read_to_string(test_data("feedback-sample.jsonl"))
-        .context("read the sample (tests/data)")
-        .unwrap()
-        .lines()
-        .take(n)
-        .map(str::to_owned)
-        .collect()
+    closeloop_gen::lines(closeloop_gen::Options {
+        repeat_rate: 0.0,
+        ..closeloop_gen::Options::new(n, 1)
+    })
+    .collect()
 }
 
 /// A Kafka broker of the test's own (tansu on durable sqlite storage), so a

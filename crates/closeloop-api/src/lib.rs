@@ -173,9 +173,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// names each bad element and field.
 async fn ingest_events(
     State(state): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    // The contract's JSON: duplicate keys are refused, as on Kafka.
+    let body = closeloop_core::json::parse_strict(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     let (items, single) = match body {
         Value::Array(items) => (items, false),
         other => (vec![other], true),

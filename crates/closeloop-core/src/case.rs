@@ -237,20 +237,30 @@ impl CaseState {
     }
 
     /// The history entry that records a case's creation.
+    /// The history line of a new case. `channels` are those that reach the
+    /// owner; when there are none, the line says that nobody was notified
+    /// (a webhook-only rule routed to an owner without a `webhook_url`).
     pub fn creation_entry(
         at: DateTime<Utc>,
         rule_ids: &[String],
         owner_id: &str,
         route: &str,
+        channels: &[String],
     ) -> HistoryEntry {
+        let notified = !channels.is_empty();
         HistoryEntry {
             at,
             actor: "closeloop".into(),
             action: "open".into(),
             from_status: None,
             to_status: Status::Open,
-            note: None,
-            details: serde_json::json!({ "rules": rule_ids, "owner": owner_id, "route": route }),
+            note: (!notified).then(|| {
+                "nobody was notified: no channel of the rules that fired reaches the owner".into()
+            }),
+            details: serde_json::json!({
+                "rules": rule_ids, "owner": owner_id, "route": route,
+                "channels": channels, "notified": notified,
+            }),
         }
     }
 

@@ -11,7 +11,11 @@
 //! - a comparison on an absent field is false (`nps <= 6` for a CES-only
 //!   answer, and `nps != 6` too);
 //! - `contains`, `containsAny`, `startsWith`, `endsWith` on `comment` ignore
-//!   case and accents; `matches` takes a regular expression (compiled once).
+//!   case, accents and spacing (`text::fold`, the same keywords as the table
+//!   form's `comment_any`); `startsWith` and `endsWith` take a string or a
+//!   list, and a list holds when any element does; `matches` takes a regular
+//!   expression (compiled once), on a text field or a string attribute.
+//! - `attributes.<key> in [...]` holds when the attribute equals one item.
 
 use cel::common::ast::{CallExpr, Expr, LiteralValue};
 use cel::IdedExpr;
@@ -19,7 +23,7 @@ use regex::Regex;
 
 use crate::event::AttributeValue;
 use crate::rules::{CmpOp, Condition, ScoreField, TextField};
-use crate::text::fold;
+use crate::text::keyword;
 
 /// A refusal, located in the expression (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,19 +144,19 @@ impl Compiler<'_> {
     }
 
     fn call(&self, id: u64, call: &CallExpr) -> Compiled<Condition> {
-        let args = &call.args;
-        match (call.func_name.as_str(), &call.target) {
-            ("_&&_", None) => Ok(Condition::All(vec![
-                self.condition(&args[0])?,
-                self.condition(&args[1])?,
-            ])),
-            ("_||_", None) => Ok(Condition::Any(vec![
-                self.condition(&args[0])?,
-                self.condition(&args[1])?,
-            ])),
-            ("!_", None) => Ok(Condition::Not(Box::new(self.condition(&args[0])?))),
-            ("@in", None) => self.membership(id, &args[0], &args[1]),
-            (op @ ("_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_"), None) => {
+        let args = call.args.as_slice();
+        // Operators always carry their operands; matched by shape anyway,
+        // so no input can make the compiler index out of bounds.
+        match (call.func_name.as_str(), &call.target, args) {
+            ("_&&_", None, [a, b]) => {
+                Ok(Condition::All(vec![self.condition(a)?, self.condition(b)?]))
+            }
+            ("_||_", None, [a, b]) => {
+                Ok(Condition::Any(vec![self.condition(a)?, self.condition(b)?]))
+            }
+            ("!_", None, [a]) => Ok(Condition::Not(Box::new(self.condition(a)?))),
+            ("@in", None, [element, list]) => self.membership(id, element, list),
+            (op @ ("_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_"), None, [left, right]) => {
                 let op = match op {
                     "_==_" => CmpOp::Eq,
                     "_!=_" => CmpOp::Ne,
@@ -161,13 +165,14 @@ impl Compiler<'_> {
                     "_>_" => CmpOp::Gt,
                     _ => CmpOp::Ge,
                 };
-                self.comparison(id, op, &args[0], &args[1])
+                self.comparison(id, op, left, right)
             }
             (
                 name @ ("contains" | "containsAny" | "startsWith" | "endsWith" | "matches"),
                 Some(target),
+                _,
             ) => self.text_function(id, name, target, args),
-            (name, _) => Err((
+            (name, _, _) => Err((
                 id,
                 format!("unknown function or operator `{}`", name.trim_matches('_')),
             )),
@@ -214,11 +219,16 @@ impl Compiler<'_> {
                     .map(|x| self.operand(x))
                     .collect::<Compiled<_>>()?,
             )),
-            Expr::Call(call) if call.func_name == "-_" => match self.operand(&call.args[0])? {
-                Operand::Int(v) => Ok(Operand::Int(-v)),
-                Operand::Double(v) => Ok(Operand::Double(-v)),
-                _ => Err((e.id, "unary minus applies to numbers".into())),
-            },
+            Expr::Call(call) if call.func_name == "-_" && call.args.len() == 1 => {
+                match self.operand(&call.args[0])? {
+                    Operand::Int(v) => Ok(Operand::Int(
+                        v.checked_neg()
+                            .ok_or((e.id, "number out of range".to_owned()))?,
+                    )),
+                    Operand::Double(v) => Ok(Operand::Double(-v)),
+                    _ => Err((e.id, "unary minus applies to numbers".into())),
+                }
+            }
             Expr::Call(call) => Err((
                 e.id,
                 format!(
@@ -286,20 +296,15 @@ impl Compiler<'_> {
                 }
             }
             (Operand::Attribute(key), literal) => {
-                let value = match literal {
-                    Operand::Int(v) => AttributeValue::Number((*v).into()),
-                    Operand::Double(v) => serde_json::Number::from_f64(*v)
-                        .map(AttributeValue::Number)
-                        .ok_or_else(|| (id, "not a finite number".to_owned()))?,
-                    Operand::Str(v) => AttributeValue::Text(v.clone()),
-                    Operand::Bool(v) => AttributeValue::Bool(*v),
-                    other => {
-                        return Err((
-                            id,
-                            format!("attributes compare with literals, not {}", other.describe()),
-                        ))
-                    }
-                };
+                let value = attribute_literal(literal).ok_or_else(|| {
+                    (
+                        id,
+                        format!(
+                            "attributes compare with literals, not {}",
+                            literal.describe()
+                        ),
+                    )
+                })?;
                 match (op, &value) {
                     (CmpOp::Eq, _) => Ok(Condition::AttributeEquals(key.clone(), value)),
                     (CmpOp::Ne, _) => Ok(Condition::All(vec![
@@ -346,6 +351,15 @@ impl Compiler<'_> {
                 let values = list_of(id, items, &format!("{}_class", score.name()), strings)?;
                 class_condition(score, &values).map_err(|m| (id, m))
             }
+            Operand::Attribute(key) => {
+                let what = format!("attributes.{key}");
+                let equals = |item: Operand| {
+                    attribute_literal(&item)
+                        .map(|value| Condition::AttributeEquals(key.clone(), value))
+                        .ok_or(item)
+                };
+                Ok(Condition::Any(list_of(id, items, &what, equals)?))
+            }
             other => Err((
                 id,
                 format!("`in` applies to a field, not {}", other.describe()),
@@ -360,9 +374,7 @@ impl Compiler<'_> {
         target: &IdedExpr,
         args: &[IdedExpr],
     ) -> Compiled<Condition> {
-        let Operand::Text(text) = self.operand(target)? else {
-            return Err((id, format!("{name}() applies to a string field")));
-        };
+        let target = self.operand(target)?;
         let strings = |arg: &IdedExpr| -> Compiled<Vec<String>> {
             match self.operand(arg)? {
                 Operand::Str(s) => Ok(vec![s]),
@@ -386,35 +398,83 @@ impl Compiler<'_> {
             return Err((id, format!("{name}() takes one argument")));
         };
         let values = strings(arg)?;
-        match name {
-            "matches" => {
+        let text = match target {
+            Operand::Text(text) => text,
+            Operand::Attribute(key) if name == "matches" => {
                 let [pattern] = values.as_slice() else {
                     return Err((id, "matches() takes one pattern".into()));
                 };
                 let regex = Regex::new(pattern)
                     .map_err(|e| (arg.id, format!("invalid regular expression: {e}")))?;
-                Ok(Condition::TextMatches(text, regex))
+                // False when the attribute is absent or not a string.
+                return Ok(Condition::AttributeMatches(key, regex));
             }
-            _ if text != TextField::Comment => {
-                Err((id, format!("{name}() is available on comment only")))
+            Operand::Attribute(key) => {
+                return Err((
+                    id,
+                    format!(
+                        "{name}() is available on comment only; attributes.{key} takes ==, !=, <, <=, >, >=, in [...], has() and matches()"
+                    ),
+                ))
             }
-            "contains" | "containsAny" => {
-                if name == "contains" && values.len() != 1 {
-                    return Err((
-                        id,
-                        "contains() takes one string; use containsAny([...]) for several".into(),
-                    ));
-                }
-                let folded: Vec<String> = values.iter().map(|v| fold(v)).collect();
-                if folded.iter().any(String::is_empty) {
-                    return Err((arg.id, "keywords must not be empty".into()));
-                }
-                Ok(Condition::CommentAny(folded))
-            }
-            "startsWith" => Ok(Condition::CommentStarts(fold(&values[0]))),
-            _ => Ok(Condition::CommentEnds(fold(&values[0]))),
+            _ => return Err((id, format!("{name}() applies to a string field"))),
+        };
+        if name == "matches" {
+            let [pattern] = values.as_slice() else {
+                return Err((id, "matches() takes one pattern".into()));
+            };
+            let regex = Regex::new(pattern)
+                .map_err(|e| (arg.id, format!("invalid regular expression: {e}")))?;
+            return Ok(Condition::TextMatches(text, regex));
         }
+        if text != TextField::Comment {
+            return Err((id, format!("{name}() is available on comment only")));
+        }
+        if name == "contains" && values.len() != 1 {
+            return Err((
+                id,
+                "contains() takes one string; use containsAny([...]) for several".into(),
+            ));
+        }
+        if values.is_empty() {
+            return Err((arg.id, format!("{name}() needs at least one keyword")));
+        }
+        // The same keywords as the table form's comment_any: folded, kept
+        // whole (spaces included), never blank.
+        let keywords = values
+            .iter()
+            .map(|v| keyword(v))
+            .collect::<Option<Vec<String>>>()
+            .ok_or((arg.id, "keywords must not be empty".to_owned()))?;
+        // A list tests every keyword: startsWith(["merci", "bravo"]) holds
+        // for a comment starting with either.
+        let each = |make: fn(String) -> Condition| match keywords.len() {
+            1 => keywords
+                .iter()
+                .cloned()
+                .map(make)
+                .next()
+                .unwrap_or(Condition::Const(false)),
+            _ => Condition::Any(keywords.iter().cloned().map(make).collect()),
+        };
+        Ok(match name {
+            "contains" | "containsAny" => Condition::CommentAny(keywords),
+            "startsWith" => each(Condition::CommentStarts),
+            _ => each(Condition::CommentEnds),
+        })
     }
+}
+
+/// A literal as an attribute value; `None` for fields, lists and
+/// non-finite numbers.
+fn attribute_literal(literal: &Operand) -> Option<AttributeValue> {
+    Some(match literal {
+        Operand::Int(v) => AttributeValue::Number((*v).into()),
+        Operand::Double(v) => AttributeValue::Number(serde_json::Number::from_f64(*v)?),
+        Operand::Str(v) => AttributeValue::Text(v.clone()),
+        Operand::Bool(v) => AttributeValue::Bool(*v),
+        _ => return None,
+    })
 }
 
 /// The items of a list literal, each converted by `pick`; an item it gives

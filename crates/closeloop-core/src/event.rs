@@ -183,7 +183,7 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<FeedbackEvent, Even
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(EventError::Empty);
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| EventError::InvalidJson {
+    let value: Value = crate::json::parse_strict(bytes).map_err(|e| EventError::InvalidJson {
         message: e.to_string(),
     })?;
     event_from_value(&value)

@@ -8,7 +8,8 @@
 //!
 //! - [`event`]: `feedback-event-v1`, parsed and validated ([`parse_event`]).
 //! - [`scoring`]: NPS / CSAT / CES classifications.
-//! - [`rules`]: the rules file and its compiled evaluation.
+//! - [`rules`]: the rules file and its compiled evaluation; [`locate`]: where
+//!   things stand in it (TOML spans).
 //! - [`owners`]: the owner directory and routing.
 //! - [`policy`]: rules + owners → the [`Alert`] an event calls for.
 //! - [`case`]: the case state machine.
@@ -21,7 +22,9 @@ pub mod cel;
 pub mod coalesce;
 pub mod error;
 pub mod event;
+pub mod json;
 pub mod links;
+pub mod locate;
 pub mod owners;
 pub mod policy;
 pub mod rules;

@@ -33,6 +33,9 @@ pub struct Alert {
     pub severity: Severity,
     pub owner: Owner,
     pub route: RouteVia,
+    /// The rule whose `owner` routed the case: when several fired rules
+    /// name an owner, the first of them in file order wins.
+    pub owner_from_rule: Option<String>,
     /// Channels that will be used: those the rules asked for and the owner
     /// can receive (no webhook without a `webhook_url`).
     pub channels: Vec<Channel>,
@@ -60,11 +63,71 @@ impl Policy {
             .collect();
         if !problems.is_empty() {
             return Err(ConfigErrors {
-                file: "rules".into(),
+                file: rules.file().to_owned(),
                 problems,
             });
         }
         Ok(Policy { rules, owners })
+    }
+
+    /// The `owner`s a rules file names that `owners` does not know, read
+    /// from the file's text, so they are reported with the file's other
+    /// problems (`rules check` shows every problem of both files at once).
+    pub fn unknown_owners(rules_text: &str, owners: &OwnerDirectory) -> Vec<ConfigProblem> {
+        crate::locate::owner_references(rules_text)
+            .into_iter()
+            .filter(|r| !owners.contains(&r.owner))
+            .map(|r| ConfigProblem {
+                line: Some(r.line),
+                item: Some(r.rule),
+                field: Some("owner".into()),
+                message: format!("unknown owner \"{}\" (not in the owner directory)", r.owner),
+            })
+            .collect()
+    }
+
+    /// Rule and owner pairs that can open a case nobody hears about: every
+    /// channel of the rule needs something the owner lacks (today: only
+    /// `webhook`, and no `webhook_url`). The owners a rule can reach are its
+    /// own `owner`, or every owner routing can pick (store and region owners,
+    /// the default owner). Warnings: such a case still opens, records that
+    /// nobody was notified, and is counted in
+    /// `closeloop_alerts_unnotified_total`.
+    pub fn silent_pairs(&self) -> Vec<ConfigProblem> {
+        let routable: Vec<&Owner> = self
+            .owners
+            .owners()
+            .filter(|o| {
+                !o.stores.is_empty()
+                    || !o.regions.is_empty()
+                    || o.id == self.owners.default_owner().id
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        for rule in self.rules.rules() {
+            let candidates: Vec<&Owner> = match &rule.owner {
+                Some(id) => self.owners.get(id).into_iter().collect(),
+                None => routable.clone(),
+            };
+            for owner in candidates {
+                let reachable = rule.channels.iter().any(|channel| match channel {
+                    Channel::Email => true,
+                    Channel::Webhook => owner.webhook_url.is_some(),
+                });
+                if !reachable {
+                    warnings.push(ConfigProblem {
+                        line: Some(rule.line),
+                        item: Some(format!("rule \"{}\"", rule.id)),
+                        field: Some("channels".into()),
+                        message: format!(
+                            "owner \"{}\" has no webhook_url: a case this rule alone routes to them notifies nobody",
+                            owner.id
+                        ),
+                    });
+                }
+            }
+        }
+        warnings
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -84,7 +147,8 @@ impl Policy {
             .map(|r| r.severity)
             .max()
             .unwrap_or(first.severity);
-        let rule_owner = fired.iter().find_map(|r| r.owner.as_deref());
+        let owner_rule = fired.iter().find(|r| r.owner.is_some());
+        let rule_owner = owner_rule.and_then(|r| r.owner.as_deref());
         let (owner, route) = self.owners.route(
             rule_owner,
             event.location.store_id.as_deref(),
@@ -114,6 +178,7 @@ impl Policy {
             severity,
             owner: owner.clone(),
             route,
+            owner_from_rule: owner_rule.map(|r| r.id.clone()),
             channels: notifications
                 .iter()
                 .map(|n| n.channel)

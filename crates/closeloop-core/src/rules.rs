@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::event::{AttributeValue, Ces, Csat, FeedbackEvent, Nps};
 use crate::scoring::{CesClass, CsatClass, NpsClass};
-use crate::text::fold;
+use crate::text::{fold, keyword};
 
 /// How urgent an alert is. Ordered: when several rules fire, the highest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -280,6 +280,9 @@ pub enum Condition {
     CommentEnds(String),
     /// A numeric attribute compared with a number.
     AttributeCmp(String, CmpOp, f64),
+    /// A regular expression on a string attribute; false when the attribute
+    /// is absent or not a string.
+    AttributeMatches(String, regex::Regex),
 }
 
 /// An event prepared for evaluation: the expensive derivations, done once.
@@ -360,6 +363,10 @@ impl Condition {
                 Some(AttributeValue::Number(n)) => n.as_f64().is_some_and(|v| op.holds(v, *value)),
                 _ => false,
             },
+            Condition::AttributeMatches(key, regex) => match event.attributes.get(key) {
+                Some(AttributeValue::Text(text)) => regex.is_match(text),
+                _ => false,
+            },
         }
     }
 
@@ -403,6 +410,9 @@ pub struct Rule {
 /// An ordered, validated set of rules.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
+    /// The file's name, as given to `from_toml`: errors about the rules
+    /// (e.g. an unknown owner) name it.
+    file: String,
     rules: Vec<Rule>,
     needs_comment: bool,
     index: RuleIndex,
@@ -500,7 +510,6 @@ impl RuleSet {
         let mut seen = HashSet::new();
         for (index, spanned) in spec.rule.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
-            let spanned_range = spanned.span();
             let table = spanned.into_inner();
             let label = match table.get("id").and_then(toml::Value::as_str) {
                 Some(id) => format!("rule \"{id}\""),
@@ -551,8 +560,12 @@ impl RuleSet {
                 (Some(source), None) => match crate::cel::compile(source) {
                     Ok(condition) => condition,
                     Err(e) => {
-                        let (line, column) =
-                            condition_position(text, spanned_range.clone(), e.line, e.column);
+                        let (line, column) = match crate::locate::condition_span(text, index) {
+                            Some(span) => {
+                                crate::locate::condition_position(text, span, e.line, e.column)
+                            }
+                            None => (line, e.column),
+                        };
                         local.push(ConfigProblem {
                             line: Some(line),
                             item: Some(label.clone()),
@@ -586,10 +599,16 @@ impl RuleSet {
         let needs_comment = rules.iter().any(|r| r.condition.reads_comment());
         let index = RuleIndex::build(&rules);
         Ok(RuleSet {
+            file: file.to_owned(),
             rules,
             needs_comment,
             index,
         })
+    }
+
+    /// The file the rules came from, as named to `from_toml`.
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     /// The rules, in file order.
@@ -716,14 +735,17 @@ fn compile_matcher(
     }
     if let Some(keywords) = &spec.comment_any {
         if non_empty("comment_any", keywords.len(), report) {
-            let folded: Vec<String> = keywords.iter().map(|k| fold(k.trim())).collect();
-            if let Some(i) = folded.iter().position(String::is_empty) {
+            // One implementation with CEL's containsAny: folded, not trimmed.
+            let folded: Vec<Option<String>> = keywords.iter().map(|k| keyword(k)).collect();
+            if let Some(i) = folded.iter().position(Option::is_none) {
                 report(
                     format!("{path}.comment_any[{i}]"),
                     "keyword must not be empty".into(),
                 );
             } else {
-                all.push(Condition::CommentAny(folded));
+                all.push(Condition::CommentAny(
+                    folded.into_iter().flatten().collect(),
+                ));
             }
         }
     }
@@ -779,49 +801,7 @@ fn has_any_key(spec: &MatcherSpec) -> bool {
         || spec.any.is_some()
 }
 
-/// File line and column of a position (`expr_line`, `expr_column`) inside
-/// the `condition` string of the rule spanning `rule` in `text`.
-fn condition_position(
-    text: &str,
-    rule: std::ops::Range<usize>,
-    expr_line: usize,
-    expr_column: usize,
-) -> (usize, usize) {
-    // The span of an array-of-tables entry may cover only its header: look
-    // from the header to the next table header.
-    let start = rule.start.min(text.len());
-    let end = text[start..]
-        .find("\n[")
-        .map_or(text.len(), |i| start + i + 1)
-        .max(rule.end.min(text.len()));
-    let body = &text[start..end];
-    let Some(key) = body.find("condition") else {
-        return (line_of(text, rule.start), expr_column);
-    };
-    let key_offset = rule.start + key;
-    let key_line = line_of(text, key_offset);
-    let line_start = text[..key_offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_text = &text[line_start..];
-    let quote = line_text.find(['"', '\'']).unwrap_or(0);
-    let triple =
-        line_text[quote..].starts_with("\"\"\"") || line_text[quote..].starts_with("\'\'\'");
-    if triple {
-        // Multi-line strings start on the next line.
-        (key_line + expr_line, expr_column)
-    } else if expr_line == 1 {
-        (
-            key_line,
-            text[line_start..line_start + quote].chars().count() + 1 + expr_column,
-        )
-    } else {
-        (key_line + expr_line - 1, expr_column)
-    }
-}
-
-/// 1-based line of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
+pub(crate) use crate::locate::line_of;
 
 /// A TOML syntax or shape error, located by line.
 pub(crate) fn toml_problem(text: &str, error: &toml::de::Error) -> ConfigProblem {

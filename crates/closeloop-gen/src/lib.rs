@@ -40,6 +40,11 @@ pub struct Options {
     pub days: u32,
     /// Event ids are `resp-{tag}-{index:07}`; default `s{seed}`.
     pub tag: Option<String>,
+    /// Share of answers from a customer who answered before (0.3 by
+    /// default). 0: every answer from a new customer, so each alert opens
+    /// its own case (no coalescing, no recovery): what an exact accounting
+    /// of cases per alert needs.
+    pub repeat_rate: f64,
 }
 
 impl Options {
@@ -50,6 +55,7 @@ impl Options {
             base: DateTime::parse_from_rfc3339("2026-11-20T12:00:00+01:00").unwrap(),
             days: 30,
             tag: None,
+            repeat_rate: 0.3,
         }
     }
 }
@@ -158,8 +164,17 @@ impl Generator {
                 self.rng.gen_range(10..100)
             )
         });
+        // Ids are unique (a collision would merge two people's answers) and
+        // look random: the customer's rank through a bijection of 0..900000.
+        let rank = self.customers.len() as u64;
+        let id = if rank < 900_000 {
+            let offset = self.options.seed % 900_000;
+            format!("C-{:06}", 100_000 + (rank * 48_271 + offset) % 900_000)
+        } else {
+            format!("C-{rank}")
+        };
         Customer {
-            id: format!("C-{:05}", self.rng.gen_range(10000..100000)),
+            id,
             name,
             email,
             phone,
@@ -230,7 +245,8 @@ impl Generator {
     fn event(&mut self) -> Value {
         let i = self.index;
         self.index += 1;
-        let returning = !self.customers.is_empty() && self.rng.gen_bool(0.3);
+        let returning = !self.customers.is_empty()
+            && self.rng.gen_bool(self.options.repeat_rate.clamp(0.0, 1.0));
         let slot = if returning {
             self.rng.gen_range(0..self.customers.len())
         } else {

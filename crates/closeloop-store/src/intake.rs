@@ -46,6 +46,8 @@ pub struct BatchOutcome {
     /// Events already stored (replays), skipped.
     pub duplicates: usize,
     pub cases_opened: usize,
+    /// New cases no channel reaches (nobody notified; recorded in history).
+    pub cases_unnotified: usize,
     pub notifications_queued: usize,
     /// Alert emails held for an owner's digest.
     pub digest_items: usize,
@@ -275,7 +277,7 @@ impl Store {
             .map(|v| {
                 (
                     v.id,
-                    CaseState::creation_entry(now, &v.rule_ids, &v.owner_id, &v.route),
+                    CaseState::creation_entry(now, &v.rule_ids, &v.owner_id, &v.route, &v.channels),
                 )
             })
             .collect();
@@ -403,6 +405,10 @@ impl Store {
             outcome.digest_items = digests.len();
         }
         outcome.cases_opened = new_cases.len();
+        outcome.cases_unnotified = new_cases
+            .iter()
+            .filter(|(v, _, _)| v.channels.is_empty())
+            .count();
         tx.commit().await?;
         Ok(outcome)
     }

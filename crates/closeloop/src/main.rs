@@ -82,6 +82,9 @@ enum Commands {
         /// Event ids are resp-TAG-0000001 (default: s<seed>).
         #[arg(long)]
         tag: Option<String>,
+        /// Share of answers from returning customers (0 to 1).
+        #[arg(long, default_value_t = 0.3)]
+        repeat_rate: f64,
         /// The invalid corpus instead of events.
         #[arg(long)]
         invalid: bool,
@@ -233,6 +236,7 @@ fn main() -> ExitCode {
             days,
             base,
             tag,
+            repeat_rate,
             invalid,
         } => generate(
             closeloop_gen::Options {
@@ -241,6 +245,7 @@ fn main() -> ExitCode {
                 base,
                 days,
                 tag,
+                repeat_rate,
             },
             invalid,
         ),

@@ -16,6 +16,8 @@ pub struct Pipeline {
     pub wake_dispatcher: Arc<Notify>,
     /// SLA targets: a new case's clocks start in its owner's calendar.
     pub sla: closeloop_core::sla::SlaPolicy,
+    /// Cases opened that no channel reaches (`closeloop_alerts_unnotified_total`).
+    pub unnotified: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Pipeline {
@@ -77,6 +79,16 @@ impl Pipeline {
             reopened = outcome.cases_reopened,
             "batch stored"
         );
+        if outcome.cases_unnotified > 0 {
+            tracing::warn!(
+                cases = outcome.cases_unnotified,
+                "cases opened that no channel reaches: nobody was notified (see rules check --owners)"
+            );
+            self.unnotified.fetch_add(
+                outcome.cases_unnotified as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         if outcome.notifications_queued > 0 {
             self.wake_dispatcher.notify_one();
         }

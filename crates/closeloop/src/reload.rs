@@ -41,7 +41,24 @@ pub struct ActivePolicy {
     status: Mutex<RulesStatus>,
 }
 
+/// Load and check both files. A panic while compiling (a compiler bug no
+/// input should reach; the fuzz targets look for them) is a refusal like
+/// any other, so a bad file can never end the reload task or the service.
 fn load(rules_file: &Path, owners_file: &Path) -> anyhow::Result<(Policy, String)> {
+    std::panic::catch_unwind(|| load_unguarded(rules_file, owners_file)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        Err(anyhow::anyhow!(
+            "{}: the rules could not be compiled (internal error: {what}); please report it",
+            rules_file.display()
+        ))
+    })
+}
+
+fn load_unguarded(rules_file: &Path, owners_file: &Path) -> anyhow::Result<(Policy, String)> {
     let read = |p: &Path| {
         std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("could not read {}: {e}", p.display()))
@@ -67,6 +84,9 @@ impl ActivePolicy {
     /// Load the files; at start-up an invalid set is fatal.
     pub fn load(rules_file: &Path, owners_file: &Path) -> anyhow::Result<Self> {
         let (policy, version) = load(rules_file, owners_file)?;
+        for warning in policy.silent_pairs() {
+            tracing::warn!(file = %rules_file.display(), %warning, "a rule can notify nobody");
+        }
         let status = RulesStatus {
             version,
             rules: policy.rules().rules().len(),

@@ -35,15 +35,48 @@ pub fn load_policy(rules: &Path, owners: &Path) -> anyhow::Result<Policy> {
     Ok(Policy::new(rules, owners)?)
 }
 
-/// `rules check FILE [--owners FILE]`: report and exit non-zero on problems.
+/// `rules check FILE [--owners FILE]`: every problem of both files at
+/// once, and an error (non-zero exit) if there is any; warnings (rules that
+/// can notify nobody) are printed but do not fail.
 pub fn check(rules: &Path, owners: Option<&Path>) -> anyhow::Result<String> {
-    let rule_set = load_rules(rules)?;
-    let count = rule_set.rules().len();
-    if let Some(owners) = owners {
-        let directory = load_owners(owners)?;
-        Policy::new(rule_set, directory)?;
+    let name = rules.display().to_string();
+    let text = read(rules)?;
+    let rule_set = RuleSet::from_toml(&name, &text);
+    let directory = owners.map(load_owners).transpose();
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(errors) = &rule_set {
+        problems.push(errors.to_string());
     }
-    Ok(format!("{}: {count} rules ok", rules.display()))
+    match &directory {
+        Err(error) => problems.push(format!("{error:#}")),
+        Ok(Some(directory)) => {
+            let unknown = Policy::unknown_owners(&text, directory);
+            if !unknown.is_empty() {
+                problems.push(
+                    closeloop_core::ConfigErrors {
+                        file: name.clone(),
+                        problems: unknown,
+                    }
+                    .to_string(),
+                );
+            }
+        }
+        Ok(None) => {}
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
+    let rule_set = rule_set?;
+    let count = rule_set.rules().len();
+    let mut out = String::new();
+    if let Ok(Some(directory)) = directory {
+        let policy = Policy::new(rule_set, directory)?;
+        for warning in policy.silent_pairs() {
+            out.push_str(&format!("warning: {name}: {warning}\n"));
+        }
+    }
+    out.push_str(&format!("{name}: {count} rules ok"));
+    Ok(out)
 }
 
 /// The decision line for one input line.
@@ -55,6 +88,7 @@ pub fn decide_line(policy: &Policy, line_number: usize, line: &[u8]) -> Value {
                 "event_id": event.event_id,
                 "rules": alert.rule_ids,
                 "owner": alert.owner.id,
+                "owner_from_rule": alert.owner_from_rule,
                 "route": alert.route,
                 "channels": alert.channels,
                 "severity": alert.severity,
@@ -62,7 +96,7 @@ pub fn decide_line(policy: &Policy, line_number: usize, line: &[u8]) -> Value {
             }),
             None => json!({
                 "line": line_number, "event_id": event.event_id, "rules": [], "owner": null,
-                "route": null, "channels": [], "severity": null, "error": null,
+                "owner_from_rule": null, "route": null, "channels": [], "severity": null, "error": null,
             }),
         },
         Err(error) => {
@@ -71,7 +105,7 @@ pub fn decide_line(policy: &Policy, line_number: usize, line: &[u8]) -> Value {
                 .and_then(|v| v.get("event_id").and_then(Value::as_str).map(str::to_owned));
             json!({
                 "line": line_number, "event_id": event_id, "rules": [], "owner": null,
-                "route": null, "channels": [], "severity": null, "error": error.to_string(),
+                "owner_from_rule": null, "route": null, "channels": [], "severity": null, "error": error.to_string(),
             })
         }
     }
@@ -378,6 +412,61 @@ mod tests {
         r#"{"event_id":"c","occurred_at":"2026-11-21T11:00:00Z","source":"s","customer":{"id":"c"},"journey":{"touchpoint":"delivery"},"scores":{"nps":9}}"#,
         "\nnot json\n"
     );
+
+    /// `rules check`: problems of both files at once, each naming its file
+    /// and line; unknown owners reported beside the rules' other problems;
+    /// webhook-only rules to owners without a webhook warned about.
+    #[test]
+    fn check_reports_both_files_at_once_and_warns_about_silent_rules() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let rules = write(
+            &dir,
+            "rules.toml",
+            "[[rule]]\nid = \"a\"\nseverity = \"urgent\"\nchannels = [\"email\"]\ncondition = 'nps <= 6'\n\n[[rule]]\nid = \"b\"\nseverity = \"low\"\nchannels = [\"email\"]\nowner = \"ghost\"\ncondition = 'nps <= 6'\n",
+        );
+        let owners = write(&dir, "owners.toml", "default_owner = \"d\"\n\n[[owner]]\nid = \"d\"\nname = \"D\"\nemail = \"bad-address\"\n");
+        let error = format!("{:#}", check(&rules, Some(&owners)).unwrap_err());
+        for expected in [
+            "rules.toml: line 1: rule \"a\": severity",
+            "owners.toml",
+            "email",
+        ] {
+            assert!(
+                error.contains(expected),
+                "`{expected}` missing from:\n{error}"
+            );
+        }
+        let good_owners = write(&dir, "good-owners.toml", "default_owner = \"d\"\n\n[[owner]]\nid = \"d\"\nname = \"D\"\nemail = \"d@example.com\"\n");
+        let error = format!("{:#}", check(&rules, Some(&good_owners)).unwrap_err());
+        assert!(
+            error.contains("rules.toml: line 1: rule \"a\": severity"),
+            "{error}"
+        );
+        assert!(
+            error.contains("rules.toml: line 11: rule \"b\": owner: unknown owner \"ghost\""),
+            "both problems at once, the owner's on its own line:\n{error}"
+        );
+        let silent = write(&dir, "silent.toml", "[[rule]]\nid = \"crm-only\"\nseverity = \"low\"\nchannels = [\"webhook\"]\ncondition = 'nps <= 6'\n");
+        let report = check(&silent, Some(&good_owners)).unwrap();
+        assert!(
+            report.contains("warning:")
+                && report.contains("rule \"crm-only\"")
+                && report.contains("owner \"d\" has no webhook_url"),
+            "{report}"
+        );
+        assert!(report.ends_with("1 rules ok"), "{report}");
+    }
+
+    #[test]
+    fn rules_test_shows_which_rule_chose_the_owner() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let rules = write(&dir, "rules.toml", "[[rule]]\nid = \"first\"\nseverity = \"low\"\nchannels = [\"email\"]\nowner = \"rm-fr-ara\"\ncontinue = true\ncondition = 'nps <= 6'\n\n[[rule]]\nid = \"second\"\nseverity = \"high\"\nchannels = [\"email\"]\nowner = \"cx-director\"\ncondition = 'nps <= 6'\n");
+        let policy = load_policy(&rules, &repo("config/owners.toml")).unwrap();
+        let decision = decide_line(&policy, 1, EVENTS.lines().next().unwrap().as_bytes());
+        assert_eq!(decision["owner"], "rm-fr-ara");
+        assert_eq!(decision["owner_from_rule"], "first");
+        assert_eq!(decision["rules"], json!(["first", "second"]));
+    }
 
     #[test]
     fn expectations_pass_and_fail_with_a_diff() {

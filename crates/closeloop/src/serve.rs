@@ -134,6 +134,7 @@ pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyho
         policy,
         wake_dispatcher: Arc::new(Notify::new()),
         sla: settings.sla.policy(),
+        unnotified: Arc::default(),
     };
     let outcome = crate::intake::store_file(
         &pipeline,
@@ -363,6 +364,7 @@ impl closeloop_api::RulesControl for RulesApi {
 struct Metrics {
     policy: Arc<ActivePolicy>,
     intake: Arc<IntakeStats>,
+    unnotified: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl closeloop_api::MetricsSource for Metrics {
@@ -399,6 +401,11 @@ impl closeloop_api::MetricsSource for Metrics {
                 "closeloop_rules_reloads_total",
                 "Successful rules reloads.",
                 rules.reloads,
+            ),
+            (
+                "closeloop_alerts_unnotified_total",
+                "Cases opened that no channel reaches (nobody notified).",
+                self.unnotified.load(Relaxed),
             ),
             (
                 "closeloop_rules_reload_failures_total",
@@ -543,11 +550,13 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     info!(address = %listener.local_addr()?, "http api listening");
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let unnotified = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pipeline = Arc::new(Pipeline {
         store: store.clone(),
         policy: policy.clone(),
         wake_dispatcher: wake.clone(),
         sla: settings.sla.policy(),
+        unnotified: unnotified.clone(),
     });
     let intake: Arc<dyn EventIntake> = if kafka_mode {
         Arc::new(KafkaIntake(Publisher::new(&client, &settings.kafka.topic)?))
@@ -572,6 +581,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         metrics: Some(Arc::new(Metrics {
             policy: policy.clone(),
             intake: stats.clone(),
+            unnotified,
         })),
         auth_required: settings.auth.required,
         limits: closeloop_api::HttpLimits {
