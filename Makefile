@@ -76,7 +76,7 @@ chaos: stack-kafka
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600) on nightly; new finds go to fuzz/corpus
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := event_parser rule_condition rules_file
+FUZZ_TARGETS := event_parser rule_condition rules_file link_token
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal

@@ -86,7 +86,9 @@ impl Harness {
             vec![WebhookSecret::parse(WEBHOOK_SECRET).unwrap()],
             secs(5),
             Vec::new(),
-            AddressPolicy::new(&["127.0.0.0/8".into()]).unwrap(),
+            AddressPolicy::new(&["127.0.0.0/8".into()])
+                .unwrap()
+                .allow_http(true),
         )
         .unwrap();
         Dispatcher::new(
@@ -122,7 +124,7 @@ impl Harness {
                         "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"{store}","region":"{region}"}},"scores":{{"nps":2}}}}"#
                 );
                 let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
-                IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None }
+                IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None }
             })
             .collect();
         let outcome = self
@@ -664,7 +666,7 @@ async fn the_fatigue_cap_sends_the_overflow_to_a_digest() {
                     "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"LYON-02","region":"FR-ARA"}},"scores":{{"nps":2}}}}"#
             );
             let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
-            IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None }
+            IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None }
         })
         .collect();
     let outcome = capped.persist_batch(&records, h.clock.now()).await.unwrap();

@@ -489,7 +489,7 @@ async fn poison_messages_go_to_the_dead_letter_topic() {
         .expect("the nps=11 event, with its reason");
     assert_eq!(nps.headers["closeloop.dlq.field"], "scores.nps");
     assert!(
-        String::from_utf8_lossy(&nps.payload).contains("\"nps\": 11"),
+        String::from_utf8_lossy(&nps.payload).contains("\"nps\":11"),
         "the original payload is kept"
     );
     assert_eq!(env.count("SELECT count(*) FROM feedback_events").await, 1);
@@ -1189,6 +1189,35 @@ async fn wait_resume_and_reassign() {
             .emails()
             .into_iter()
             .find(|e| e.to == "julien.faure@closeloop.local")
+    })
+    .await;
+}
+
+/// Kafka mode: a large array is published concurrently and answered only
+/// once the broker acknowledged every event; all of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_http_array_is_published_whole() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let events: Vec<Value> = (0..2500)
+        .map(|i| {
+            json!({"event_id": format!("bulk-{i}"), "occurred_at": "2026-11-20T10:15:00+01:00",
+                   "source": "s", "customer": {"id": format!("C-{i}")},
+                   "journey": {"touchpoint": "delivery"}, "scores": {"nps": 9}})
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (status, body) = post(&client, env.api("/v1/events"), json!(events)).await;
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (202, Some(2500)),
+        "{body}"
+    );
+    eventually("every event of the array stored", LONG, || async {
+        (env.count("SELECT count(*) FROM feedback_events").await == 2500).then_some(())
     })
     .await;
 }

@@ -175,8 +175,19 @@ async fn reminders_escalation_and_watchers() {
         body["error"].as_str().unwrap().starts_with("email:"),
         "{body}"
     );
+    // An outside address is refused: watchers receive customer data.
     let (status, body) = post(
-        watchers_url,
+        watchers_url.clone(),
+        json!({"actor": "ops", "name": "Outsider", "email": "collector@evil.example"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("owner directory"),
+        "{body}"
+    );
+    let (status, body) = post(
+        watchers_url.clone(),
         json!({"actor": "ops", "name": "Quality team", "email": "quality@closeloop.local"}),
     )
     .await;

@@ -259,3 +259,279 @@ async fn kill_9_during_a_burst_loses_no_event_answered_202() {
             == 1
     );
 }
+
+/// No shared default key: without `links.secret` the service generates one
+/// at first start, keeps it in the database, and keeps using it after a
+/// restart; a link signed with the old public development key, or any other
+/// key, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_links_are_signed_with_a_key_generated_at_first_start() {
+    let env = TestEnv::new(Options {
+        generated_link_key: true,
+        ..single_node()
+    })
+    .await;
+    let mut service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let event_id = format!("key-{}", env.name);
+    let (status, _) = post(
+        &client,
+        env.api("/v1/events"),
+        &story_event(&event_id, "C-7"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let key: Vec<u8> = sqlx::query_scalar("SELECT secret FROM service_keys WHERE name = 'links'")
+        .fetch_one(&env.db)
+        .await
+        .expect("the link key was generated and stored");
+    assert_eq!(key.len(), 32);
+    assert_ne!(key, b"closeloop-local-links-key-change-me".to_vec());
+
+    let email = eventually("the alert email", SHORT, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "claire.martin@closeloop.local")
+    })
+    .await;
+    let link = email
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{}/a/", env.base_url)))
+        .unwrap_or_else(|| panic!("a one-click link in:\n{}", email.text))
+        .to_owned();
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
+
+    // The same claims signed with the public development key, or another key.
+    let token = link.rsplit('/').next().unwrap();
+    let payload = token.split('.').next().unwrap();
+    use base64::Engine;
+    let claims: closeloop_core::links::LinkClaims = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    for forged_key in [
+        &b"closeloop-local-links-key-change-me"[..],
+        b"another-key-0123456789",
+    ] {
+        let forged = closeloop_core::links::sign(forged_key, &claims);
+        let page = client
+            .get(format!("{}/a/{forged}", env.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 410, "a forged link is refused");
+        let text = page.text().await.unwrap();
+        assert!(text.contains("not issued by closeloop"), "{text}");
+    }
+
+    // Restarted, the service reads the same key: the emailed link still works.
+    service.terminate(Duration::from_secs(20)).unwrap();
+    let _service = env.start_service().await;
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(env.count("SELECT count(*) FROM service_keys").await, 1);
+}
+
+/// The inputs a probe of a running instance found to panic or answer 500
+/// (issue 14): each now gets a 4xx in the JSON error shape naming the field.
+/// And the smaller holes: `bearer` in any case, a silence's author from the
+/// token, not the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probed_inputs_get_a_4xx_naming_the_field() {
+    let env = TestEnv::new(Options {
+        auth: true,
+        ..single_node()
+    })
+    .await;
+    let _service = env.start_service().await;
+    let token = env
+        .cli(&["tokens", "create", "--name", "ops.probe", "--role", "ops"])
+        .trim()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let (status, _) = post_as(
+        &client,
+        &token,
+        env.api("/v1/events"),
+        &story_event("probe-1", "C-1"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let case_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM cases WHERE event_id = 'probe-1'")
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+
+    // (method, path, body, field named in the error)
+    let probes: Vec<(&str, String, Option<Value>, &str)> = vec![
+        (
+            "POST",
+            "/v1/silences".into(),
+            Some(json!({"matcher": "store == \"X\"", "duration": "999999999999w", "reason": "r"})),
+            "duration",
+        ),
+        ("GET", "/v1/cases?store=a%00b".into(), None, "store"),
+        (
+            "GET",
+            "/v1/metrics/loop?from=-009999-01-01T00:00:00Z".into(),
+            None,
+            "from",
+        ),
+        (
+            "POST",
+            format!("/v1/cases/{case_id}/notes"),
+            Some(json!({"note": "a\u{0}b"})),
+            "note",
+        ),
+        (
+            "POST",
+            format!("/v1/cases/{case_id}/notes"),
+            Some(json!({"note": "x".repeat(10_001)})),
+            "note",
+        ),
+        (
+            "POST",
+            "/v1/silences".into(),
+            Some(json!({"matcher": "store == \"X\"", "duration": "2h", "reason": "a\u{0}"})),
+            "reason",
+        ),
+        ("GET", "/v1/cases?limit=abc".into(), None, "limit"),
+    ];
+    for (method, path, body, field) in probes {
+        let mut request = client
+            .request(method.parse().unwrap(), env.api(&path))
+            .header("authorization", format!("bearer {token}"));
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(
+            (400..500).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(field),
+            "{method} {path}: `{field}` not named in {answer}"
+        );
+    }
+
+    // A silence's author is the token's name, whatever the body says.
+    let (status, silence) = post_as(
+        &client,
+        &token,
+        env.api("/v1/silences"),
+        &json!({"matcher": "store == \"X\"", "duration": "2h", "created_by": "someone-else", "reason": "maintenance"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+    assert_eq!(silence["created_by"], "ops.probe");
+    // The service is still up and answering.
+    let ready = client
+        .get(format!("{}/readyz", env.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+async fn post_as(client: &reqwest::Client, token: &str, url: String, body: &Value) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A half-sent request (slowloris) is cut after `http.header_read_timeout`;
+/// a request whose body never completes is answered 408 after
+/// `http.request_timeout`. Other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new(single_node()).await;
+    let _service = env
+        .start_service_with(&[
+            ("CLOSELOOP__HTTP__HEADER_READ_TIMEOUT", "1s"),
+            ("CLOSELOOP__HTTP__REQUEST_TIMEOUT", "2s"),
+        ])
+        .await;
+    let address = env.base_url.trim_start_matches("http://").to_owned();
+
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(15), slow.read(&mut buffer))
+        .await
+        .expect("the server closes the connection instead of waiting forever");
+    assert!(
+        matches!(read, Ok(0) | Err(_))
+            || String::from_utf8_lossy(&buffer).starts_with("HTTP/1.1 408"),
+        "cut: {read:?} {}",
+        String::from_utf8_lossy(&buffer)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A body announced but never sent.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"event_id\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), stalled.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Meanwhile and afterwards, everyone else is served.
+    let ready = reqwest::get(format!("{}/readyz", env.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+/// With `http.metrics_token`, `/metrics` (per-owner loop figures) answers
+/// only the scraper that presents it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_behind_a_token() {
+    let env = TestEnv::new(single_node()).await;
+    let _service = env
+        .start_service_with(&[("CLOSELOOP__HTTP__METRICS_TOKEN", "scrape-secret-0123456789")])
+        .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", env.base_url);
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&url)
+        .bearer_auth("scrape-secret-0123456788")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let scraper = client
+        .get(&url)
+        .bearer_auth("scrape-secret-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraper.status(), 200);
+    assert!(scraper
+        .text()
+        .await
+        .unwrap()
+        .contains("closeloop_alerts_unnotified_total"));
+}

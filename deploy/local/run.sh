@@ -5,6 +5,7 @@
 # run-kafka). Ctrl-C stops the service (SIGTERM, clean drain); `make stop`
 # stops the stack.
 set -euo pipefail
+script_started=$(date +%s%3N)
 cd "$(dirname "$0")/../.."
 . .run/stack.env
 BIN=target/debug/closeloop
@@ -57,7 +58,9 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 if [ -n "$first_email" ]; then
-  echo "first alert email in .run/maildir/new/ $first_email s after the events were sent"
+  ms=$(( $(date +%s%3N) - script_started ))
+  echo "first alert email in .run/maildir/new/ $first_email s after the events were sent," \
+       "$(printf "%d.%03d" $((ms / 1000)) $((ms % 1000))) s after the build (service start included)"
 fi
 cat <<INFO
 

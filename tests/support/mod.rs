@@ -395,6 +395,8 @@ pub struct Options {
     /// Single-node mode (`intake.mode`): no broker, events stored by the
     /// service itself. Off by default: most suites test the Kafka path.
     pub single_node: bool,
+    /// Leave `links.secret` out: the service generates the key.
+    pub generated_link_key: bool,
 }
 
 impl Default for Options {
@@ -408,6 +410,7 @@ impl Default for Options {
             static_member: false,
             auth: false,
             single_node: false,
+            generated_link_key: false,
         }
     }
 }
@@ -499,6 +502,9 @@ max_body_bytes = 1048576
 rate_limit_per_second = 2000
 rate_limit_burst = 4000
 
+[cases]
+watcher_domains = ["closeloop.local"]
+
 [rules]
 rules_file = "{rules}"
 owners_file = "{owners}"
@@ -516,13 +522,13 @@ timeout = "5s"
 templates_dir = "{templates}"
 
 [links]
-secret = "closeloop-test-links-key"
-ttl = "1d"
+{link_secret}ttl = "1d"
 
 [webhook]
 signing_secrets = ["{WEBHOOK_SECRET}"]
 timeout = "5s"
 allow_private_ranges = ["127.0.0.0/8"]
+allow_http = true
 breaker_failures = 3
 breaker_cooldown = "2s"
 
@@ -554,6 +560,11 @@ required = {auth}
                     "single-node"
                 } else {
                     "kafka"
+                },
+                link_secret = if options.generated_link_key {
+                    ""
+                } else {
+                    "secret = \"closeloop-test-links-key\"\n"
                 },
                 partitions = options.partitions,
                 batch_max = options.batch_max,

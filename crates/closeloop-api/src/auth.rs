@@ -92,7 +92,11 @@ pub async fn authenticate(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // RFC 7235: the scheme is case-insensitive (`bearer`, `BEARER`).
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(presented) = presented else {

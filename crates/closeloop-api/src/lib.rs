@@ -8,14 +8,15 @@
 
 mod auth;
 mod error;
+mod input;
 mod limits;
 mod links;
 mod page;
+mod server;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,7 +31,9 @@ use uuid::Uuid;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use input::{ApiJson, ApiQuery};
 pub use limits::HttpLimits;
+pub use server::HttpTimeouts;
 
 /// One event of a `POST /v1/events` request, validated: the parsed event
 /// and the bytes a broker would carry.
@@ -59,6 +62,8 @@ pub trait RulesControl: Send + Sync {
     fn owner(&self, id: &str) -> Option<closeloop_core::Owner>;
     /// The cases a manager (an owner of the directory) may see.
     fn scope(&self, owner_id: &str) -> closeloop_core::access::Scope;
+    /// Whether `email` is the address of a person of the owner directory.
+    fn is_directory_email(&self, email: &str) -> bool;
 }
 
 /// Prometheus text exposition of the service's counters.
@@ -85,14 +90,22 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// `/v1` needs a bearer token (see [`auth`]).
     pub auth_required: bool,
+    /// Header read and whole-request time limits.
+    pub timeouts: HttpTimeouts,
+    /// `/metrics` needs this bearer token when set.
+    pub metrics_token: Option<String>,
+    /// Domains whose addresses may be watchers besides the directory's
+    /// people (`cases.watcher_domains`).
+    pub watcher_domains: Arc<Vec<String>>,
 }
 
 /// Build the router.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
-    let v1 = Router::new()
-        .route("/v1/events", post(ingest_events))
-        .route("/v1/cases", get(list_cases))
+    // Routes of one case: the caller's scope is checked first, before any
+    // body is read, so a case outside it answers 404 whatever is sent (a
+    // validation error would tell that it exists).
+    let one_case = Router::new()
         .route("/v1/cases/{id}", get(get_case))
         .route("/v1/cases/{id}/acknowledge", post(acknowledge))
         .route("/v1/cases/{id}/notes", post(add_note))
@@ -108,6 +121,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/cases/{id}/watchers",
             get(list_watchers).post(add_watcher),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            case_in_scope,
+        ));
+    let v1 = Router::new()
+        .route("/v1/events", post(ingest_events))
+        .route("/v1/cases", get(list_cases))
+        .merge(one_case)
         .route("/v1/deliveries", get(list_deliveries))
         .route("/v1/deliveries/replay", post(replay_deliveries))
         .route("/v1/endpoints/disabled", get(disabled_endpoints))
@@ -150,21 +171,22 @@ pub async fn serve(
     state: AppState,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    // Peer addresses key the per-client rate limit.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    let timeouts = state.timeouts;
+    server::serve_router(listener, router(state), timeouts, cancel).await
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": error.to_string()})),
-        )
-            .into_response(),
+        Err(error) => {
+            // The cause goes to the log, not to whoever probes.
+            tracing::warn!(%error, "not ready: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "error": "the database does not answer"})),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -239,7 +261,7 @@ struct ListQuery {
 async fn list_cases(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let status = match &query.status {
         None => None,
@@ -276,6 +298,22 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
 
 /// The case id of the path, if the caller may see that case: outside a
 /// manager's scope a case answers 404, exactly as a missing one.
+/// Route layer of the one-case routes: 404 unless the caller may see the
+/// case named in the path.
+async fn case_in_scope(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    match visible_case(&state, &caller, id).await {
+        Ok(_) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
 async fn visible_case(state: &AppState, caller: &Caller, id: &str) -> Result<Uuid, ApiError> {
     let uuid = parse_id(id)?;
     if caller.scope().is_some() {
@@ -359,17 +397,12 @@ async fn run_command(
     Ok(Json(detail).into_response())
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(ApiError::from)
-}
-
 async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
+    ApiJson(b): ApiJson<ActorNote>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -384,9 +417,8 @@ async fn add_note(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
+    ApiJson(b): ApiJson<ActorNote>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -403,9 +435,8 @@ async fn record_contact(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ContactBody>, JsonRejection>,
+    ApiJson(b): ApiJson<ContactBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -423,9 +454,8 @@ async fn resolve(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ResolveBody>, JsonRejection>,
+    ApiJson(b): ApiJson<ResolveBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -443,9 +473,8 @@ async fn reopen(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ReopenBody>, JsonRejection>,
+    ApiJson(b): ApiJson<ReopenBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -460,9 +489,8 @@ async fn close(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
+    ApiJson(b): ApiJson<ActorNote>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -486,9 +514,8 @@ struct MetricsQuery {
 
 async fn loop_metrics(
     State(state): State<AppState>,
-    query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let group_by = query.group_by.as_deref().unwrap_or("owner");
     let column = match group_by {
         "owner" => "owner_id",
@@ -586,9 +613,8 @@ struct DeliveriesQuery {
 
 async fn list_deliveries(
     State(state): State<AppState>,
-    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(status) = &query.status {
         if !matches!(status.as_str(), "pending" | "sent" | "dead") {
             return Err(ApiError::BadRequest(format!(
@@ -637,9 +663,8 @@ pub fn replay_selector(
 
 async fn replay_deliveries(
     State(state): State<AppState>,
-    b: Result<Json<ReplayBody>, JsonRejection>,
+    ApiJson(b): ApiJson<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     let selector = replay_selector(b.ids, b.case_id, b.from, b.to).map_err(ApiError::BadRequest)?;
     let replayed = state.store.replay_dead(&selector, (state.now)()).await?;
     tracing::info!(count = replayed.len(), "dead deliveries replayed");
@@ -660,9 +685,8 @@ struct EnableBody {
 /// deliveries stay dead until replayed.
 async fn enable_endpoint(
     State(state): State<AppState>,
-    b: Result<Json<EnableBody>, JsonRejection>,
+    ApiJson(b): ApiJson<EnableBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     if !state.store.enable_endpoint(&b.url).await? {
         return Err(ApiError::NotFound(format!(
             "endpoint {} is not disabled",
@@ -693,7 +717,26 @@ async fn rules_reload(State(state): State<AppState>) -> Result<Response, ApiErro
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // Per-owner figures are not for everyone: with `http.metrics_token`,
+    // the scraper presents it as a bearer token.
+    if let Some(expected) = &state.metrics_token {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned())
+            .unwrap_or_default();
+        // Hashes compared: no timing tells how much of the token was right.
+        use closeloop_core::access::token_hash;
+        if token_hash(&presented) != token_hash(expected) {
+            return ApiError::Unauthorized(
+                "/metrics: send http.metrics_token as `Authorization: Bearer <token>`".into(),
+            )
+            .into_response();
+        }
+    }
     let mut body = state
         .metrics
         .as_ref()
@@ -842,7 +885,9 @@ struct SilenceBody {
     ends_at: Option<DateTime<Utc>>,
     /// Instead of ends_at: "2h", "3d".
     duration: Option<String>,
-    created_by: String,
+    /// Ignored with a token: the token's name is who created it.
+    #[serde(default)]
+    created_by: Option<String>,
     reason: String,
 }
 
@@ -854,16 +899,21 @@ fn silence_json(s: &closeloop_store::SilenceView, now: DateTime<Utc>) -> Value {
 
 async fn create_silence(
     State(state): State<AppState>,
-    b: Result<Json<SilenceBody>, JsonRejection>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<SilenceBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
+    let created_by = caller
+        .actor(b.created_by.as_deref())
+        .map_err(|_| ApiError::BadRequest("created_by: required".into()))?;
     let now = (state.now)();
     let starts_at = b.starts_at.unwrap_or(now);
     let ends_at = match (b.ends_at, &b.duration) {
         (Some(end), None) => end,
         (None, Some(duration)) => {
             let d = parse_duration(duration).map_err(ApiError::BadRequest)?;
-            starts_at + d
+            starts_at
+                .checked_add_signed(d)
+                .ok_or_else(|| ApiError::BadRequest("duration: ends after the year 9999".into()))?
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -871,18 +921,11 @@ async fn create_silence(
             ))
         }
     };
-    validate_silence(&b.matcher, starts_at, ends_at, &b.created_by, &b.reason)
+    validate_silence(&b.matcher, starts_at, ends_at, &created_by, &b.reason)
         .map_err(ApiError::BadRequest)?;
     let silence = state
         .store
-        .create_silence(
-            &b.matcher,
-            starts_at,
-            ends_at,
-            &b.created_by,
-            &b.reason,
-            now,
-        )
+        .create_silence(&b.matcher, starts_at, ends_at, &created_by, &b.reason, now)
         .await?;
     tracing::info!(silence = %silence.id, created_by = %silence.created_by, until = %silence.ends_at, "silence created");
     Ok((StatusCode::CREATED, Json(silence_json(&silence, now))).into_response())
@@ -899,10 +942,10 @@ pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
         .parse()
         .map_err(|_| format!("duration: \"{text}\" is not like 90m, 2h, 3d or 1w"))?;
     let d = match unit {
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        "w" => chrono::Duration::weeks(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        "w" => chrono::Duration::try_weeks(n),
         _ => {
             return Err(format!(
                 "duration: \"{text}\" is not like 90m, 2h, 3d or 1w"
@@ -912,7 +955,11 @@ pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
     if n <= 0 {
         return Err("duration: must be positive".into());
     }
-    Ok(d)
+    // A silence longer than ten years is a typo; past it, times overflow.
+    match d {
+        Some(d) if d <= chrono::Duration::days(3650) => Ok(d),
+        _ => Err("duration: must be at most 3650d (ten years)".into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -922,7 +969,7 @@ struct SilencesQuery {
 
 async fn list_silences(
     State(state): State<AppState>,
-    Query(q): Query<SilencesQuery>,
+    ApiQuery(q): ApiQuery<SilencesQuery>,
 ) -> Result<Response, ApiError> {
     let now = (state.now)();
     if let Some(s) = &q.state {
@@ -963,9 +1010,8 @@ async fn expire_silence(
 /// NPS, CSAT and CES of every event received, not only the flagged ones.
 async fn score_metrics(
     State(state): State<AppState>,
-    query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let group_by = query.group_by.as_deref().unwrap_or("store");
     let expr = match group_by {
         "store" => "store_id",
@@ -990,9 +1036,8 @@ async fn wait_on_customer(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
+    ApiJson(b): ApiJson<ActorNote>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -1007,9 +1052,8 @@ async fn resume(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ActorNote>, JsonRejection>,
+    ApiJson(b): ApiJson<ActorNote>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     run_command(
         &state,
         &caller,
@@ -1035,9 +1079,8 @@ async fn reassign(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<ReassignBody>, JsonRejection>,
+    ApiJson(b): ApiJson<ReassignBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     let id = visible_case(&state, &caller, &id).await?;
     let actor = caller.actor(b.actor.as_deref())?;
     let owner = rules_control(&state)?.owner(&b.owner).ok_or_else(|| {
@@ -1083,9 +1126,8 @@ async fn add_watcher(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Result<Json<WatcherBody>, JsonRejection>,
+    ApiJson(b): ApiJson<WatcherBody>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
     let id = visible_case(&state, &caller, &id).await?;
     let actor = caller.actor(b.actor.as_deref())?;
     if b.name.trim().is_empty() {
@@ -1096,6 +1138,19 @@ async fn add_watcher(
             "email: \"{}\" is not an email address",
             b.email
         )));
+    }
+    let in_directory = state
+        .rules
+        .as_ref()
+        .is_some_and(|r| r.is_directory_email(b.email.trim()));
+    if !closeloop_core::access::watcher_allowed(
+        b.email.trim(),
+        in_directory,
+        &state.watcher_domains,
+    ) {
+        return Err(ApiError::BadRequest(
+            "email: watchers must be people of the owner directory or have an address on an allowed domain (cases.watcher_domains)".into(),
+        ));
     }
     let watcher = closeloop_store::Recipient {
         name: b.name.trim().to_owned(),
@@ -1127,7 +1182,7 @@ mod tests {
             chrono::Duration::minutes(90)
         );
         assert_eq!(parse_duration("3d").unwrap(), chrono::Duration::days(3));
-        for bad in ["", "2", "2y", "-1h", "0h", "h"] {
+        for bad in ["", "2", "2y", "-1h", "0h", "h", "999999999999w", "3651d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         let now = Utc::now();

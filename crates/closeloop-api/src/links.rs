@@ -61,10 +61,11 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
             return refused(StatusCode::NOT_FOUND, "this case does not exist")
         }
         Err(e) => {
+            tracing::warn!(error = %e, "a link page could not read its case");
             return refused(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("please try again in a minute ({e})"),
-            )
+                "please try again in a minute",
+            );
         }
     };
     if detail.case.version != claims.version {
@@ -163,9 +164,12 @@ pub async fn apply(
         Err(StoreError::LinkUsed) => refused(StatusCode::GONE, "this link was already used."),
         Err(e @ StoreError::StaleVersion { .. }) => refused(StatusCode::CONFLICT, &e.to_string()),
         Err(StoreError::Transition(e)) => refused(StatusCode::CONFLICT, &e.to_string()),
-        Err(e) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("please try again in a minute ({e})"),
-        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "a link could not be applied");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "please try again in a minute",
+            )
+        }
     }
 }

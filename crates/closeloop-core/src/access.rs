@@ -91,6 +91,26 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Who may be added as a watcher of a case (who then receives the
+/// customer's name and the case link): a person of the owner directory, or
+/// an address on one of the organisation's `domains` (`cases.watcher_domains`,
+/// matched case-insensitively on the part after `@`). Anything else would let
+/// any manager send customer data outside.
+pub fn watcher_allowed(email: &str, in_directory: bool, domains: &[String]) -> bool {
+    if in_directory {
+        return true;
+    }
+    let Some((_, domain)) = email.trim().rsplit_once('@') else {
+        return false;
+    };
+    domains.iter().any(|allowed| {
+        allowed
+            .trim()
+            .trim_start_matches('@')
+            .eq_ignore_ascii_case(domain)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +237,27 @@ stores = ["PARIS-01"]
                 .collect::<String>(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn watchers_from_the_directory_or_allowed_domains_only() {
+        let domains = vec!["closeloop.local".to_owned(), "@Example.COM".to_owned()];
+        let cases = [
+            ("quality@closeloop.local", false, true),
+            ("QUALITY@CLOSELOOP.LOCAL", false, true),
+            ("someone@example.com", false, true),
+            ("attacker@evil.example", false, false),
+            ("attacker@closeloop.local.evil.example", false, false),
+            ("partner@evil.example", true, true),
+            ("no-at-sign", false, false),
+        ];
+        for (email, in_directory, allowed) in cases {
+            assert_eq!(
+                watcher_allowed(email, in_directory, &domains),
+                allowed,
+                "{email}"
+            );
+        }
+        assert!(!watcher_allowed("a@closeloop.local", false, &[]));
     }
 }

@@ -18,6 +18,15 @@ use crate::error::EventError;
 pub const MAX_ID_CHARS: usize = 128;
 /// Longest `comment`, in characters.
 pub const MAX_COMMENT_CHARS: usize = 10_000;
+/// Longest `customer.name`, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest store, region, touchpoint, segment, product line, country or
+/// channel, in characters.
+pub const MAX_LABEL_CHARS: usize = 128;
+/// Longest attribute key and text value, in characters.
+pub const MAX_ATTRIBUTE_CHARS: usize = 1_000;
+/// Most attributes on one event.
+pub const MAX_ATTRIBUTES: usize = 64;
 /// Channels the contract lists for `journey.channel` (a closed set).
 pub const CHANNELS: [&str; 8] = [
     "web",
@@ -221,7 +230,7 @@ pub fn event_from_value(value: &Value) -> Result<FeedbackEvent, EventError> {
         if !CHANNELS.contains(&channel.as_str()) {
             return Err(field(
                 "journey.channel",
-                format!("must be one of {} (got \"{channel}\")", CHANNELS.join(", ")),
+                format!("must be one of {}", CHANNELS.join(", ")),
             ));
         }
     }
@@ -296,7 +305,52 @@ fn check_text(value: &str, name: &str) -> Result<(), EventError> {
     if value.contains('\0') {
         return Err(field(name, "must not contain a NUL character"));
     }
+    if name == "comment" {
+        // The customer's own words keep their line breaks and tabs.
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(field(
+                name,
+                "must not contain control characters other than line breaks and tabs",
+            ));
+        }
+        return Ok(());
+    }
+    // Every other field is one line: a CR/LF in a name or a store would be a
+    // new line (a fake field, a fake link) in the text of an email.
+    if value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(field(name, "must be one line, without control characters"));
+    }
+    let max = max_chars(name);
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(field(
+            name,
+            format!("must be at most {max} characters (got {chars})"),
+        ));
+    }
     Ok(())
+}
+
+/// The longest value of each single-line field (the contract's table):
+/// bounded so that every valid event renders deliverable emails.
+fn max_chars(name: &str) -> usize {
+    match name {
+        // Checked with their own message (1 to 128).
+        "event_id" | "source" | "customer.id" => usize::MAX,
+        "customer.name" => MAX_NAME_CHARS,
+        "customer.email" => 254,
+        "customer.phone" => 64,
+        "customer.locale" => 35,
+        "occurred_at" => 64,
+        _ if name.starts_with("attributes.") => MAX_ATTRIBUTE_CHARS,
+        _ => MAX_LABEL_CHARS,
+    }
 }
 
 fn required_string(obj: &Map<String, Value>, key: &str, name: &str) -> Result<String, EventError> {
@@ -426,8 +480,27 @@ fn parse_attributes(
     let Some(obj) = optional_object(root, "attributes", "attributes")? else {
         return Ok(attributes);
     };
+    if obj.len() > MAX_ATTRIBUTES {
+        return Err(field(
+            "attributes",
+            format!(
+                "must hold at most {MAX_ATTRIBUTES} keys (got {})",
+                obj.len()
+            ),
+        ));
+    }
     for (key, value) in obj {
+        // The key names the field in reasons: it must be printable first.
+        if key.is_empty() || key.chars().any(|c| c.is_control()) {
+            return Err(field("attributes", "keys must be non-empty and printable"));
+        }
         let name = format!("attributes.{key}");
+        if key.chars().count() > MAX_LABEL_CHARS {
+            return Err(field(
+                "attributes",
+                format!("keys must be at most {MAX_LABEL_CHARS} characters"),
+            ));
+        }
         check_text(key, &name)?;
         let parsed = match value {
             Value::Bool(b) => AttributeValue::Bool(*b),
@@ -463,10 +536,7 @@ fn check_locale(tag: String, name: &str) -> Result<String, EventError> {
     if primary_ok && rest_ok {
         Ok(tag)
     } else {
-        Err(field(
-            name,
-            format!("must be a BCP 47 language tag such as fr-FR (got \"{tag}\")"),
-        ))
+        Err(field(name, "must be a BCP 47 language tag such as fr-FR"))
     }
 }
 
@@ -474,16 +544,84 @@ fn check_country(code: String, name: &str) -> Result<String, EventError> {
     if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(code)
     } else {
-        Err(field(
-            name,
-            format!("must be an ISO 3166-1 alpha-2 code such as FR (got \"{code}\")"),
-        ))
+        Err(field(name, "must be an ISO 3166-1 alpha-2 code such as FR"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Single-line fields refuse control characters (a CR/LF would be a new
+    /// line in an email), every field has a bound, and reasons never quote
+    /// the value.
+    #[test]
+    fn one_line_bounded_fields_and_reasons_without_values() {
+        let with = |from: &str, to: &str| VALID.replace(from, to);
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                with("Julie Moreau", "Julie\\r\\nAction: http://evil"),
+                "customer.name",
+                "must be one line",
+            ),
+            (
+                with("LYON-02", "LYON\\u2028X"),
+                "location.store_id",
+                "must be one line",
+            ),
+            (
+                with("\"delivery\"", "\"delivery\\tx\""),
+                "journey.touchpoint",
+                "must be one line",
+            ),
+            (
+                with("LYON-02", &"S".repeat(129)),
+                "location.store_id",
+                "at most 128 characters",
+            ),
+            (
+                with("Julie Moreau", &"N".repeat(201)),
+                "customer.name",
+                "at most 200 characters",
+            ),
+            (
+                with("CMD-55120", "CMD\\n1"),
+                "attributes.order_id",
+                "must be one line",
+            ),
+            (
+                with("CMD-55120", &"A".repeat(1001)),
+                "attributes.order_id",
+                "at most 1000 characters",
+            ),
+            (
+                with("Livraison avec", "bell \\u0007"),
+                "comment",
+                "control characters",
+            ),
+        ];
+        for (text, field, words) in cases {
+            let error = parse_event(text.as_bytes(), 1 << 20).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{error}");
+            assert!(error.to_string().contains(words), "{error}");
+        }
+        // Line breaks and tabs are the customer's own words in a comment.
+        let event = parse_event(
+            with("Livraison avec", "Ligne 1\\n\\tLigne 2").as_bytes(),
+            1 << 20,
+        )
+        .unwrap();
+        assert!(event.comment.unwrap().contains('\n'));
+        // An email address in the wrong field is not copied into the reason.
+        for (from, to) in [
+            ("fr-FR", "julie@example.org"),
+            ("\"FR\"", "\"julie@example.org\""),
+            ("\"web\"", "\"julie@example.org\""),
+        ] {
+            let error = parse_event(with(from, to).as_bytes(), 1 << 20).unwrap_err();
+            assert!(!error.to_string().contains("julie@"), "{error}");
+        }
+    }
 
     #[test]
     fn integral_floats_are_scores_and_timestamps_are_strict_rfc3339() {

@@ -57,6 +57,28 @@ pub struct CalendarSpec {
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Calendar {
+    /// When the calendar day that contains `now` began, in the calendar's
+    /// timezone (midnight local time; on a day whose midnight does not
+    /// exist, the first instant of the day). Daily counts, such as the
+    /// fatigue cap, follow the owner's day, not UTC's.
+    pub fn day_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{TimeZone, Timelike};
+        let local = now.with_timezone(&self.timezone);
+        let date = local.date_naive();
+        let midnight = date
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_else(|| local.naive_local());
+        match self.timezone.from_local_datetime(&midnight) {
+            chrono::LocalResult::Single(at) => at.with_timezone(&Utc),
+            chrono::LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+            // Midnight skipped by a DST change: the day starts at the first
+            // local instant that exists.
+            chrono::LocalResult::None => {
+                now - chrono::Duration::seconds(i64::from(local.num_seconds_from_midnight()))
+            }
+        }
+    }
+
     /// Open all the time, in UTC: the calendar of owners without one.
     pub fn always_open() -> Self {
         Calendar {
@@ -535,6 +557,36 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_day_starts_at_local_midnight() {
+        let paris = Calendar::from_spec(CalendarSpec {
+            id: "fr".into(),
+            timezone: "Europe/Paris".into(),
+            hours: BTreeMap::from([("mon".to_owned(), "09:00-19:00".to_owned())]),
+            closed: Vec::new(),
+        })
+        .unwrap();
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        // 00:30 in Paris is still the previous day in UTC.
+        assert_eq!(
+            paris.day_start(at("2026-11-20T23:30:00Z")),
+            at("2026-11-20T23:00:00Z")
+        );
+        assert_eq!(
+            paris.day_start(at("2026-11-20T22:30:00Z")),
+            at("2026-11-19T23:00:00Z")
+        );
+        // Summer time: UTC+2.
+        assert_eq!(
+            paris.day_start(at("2026-07-01T12:00:00Z")),
+            at("2026-06-30T22:00:00Z")
+        );
+        assert_eq!(
+            Calendar::always_open().day_start(at("2026-11-20T23:30:00Z")),
+            at("2026-11-20T00:00:00Z")
+        );
+    }
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {

@@ -63,3 +63,21 @@ fn rules_file_inputs() {
         }
     }
 }
+
+#[test]
+fn link_token_inputs() {
+    let inputs = inputs("link_token");
+    assert!(inputs.len() >= 10, "the seeds are there ({})", inputs.len());
+    let key = b"fuzz-link-key-0123456789abcdef";
+    let mut verified = 0;
+    for (_, data) in &inputs {
+        closeloop_core::links::check_token(key, data);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        if let Ok(token) = std::str::from_utf8(data) {
+            verified += usize::from(closeloop_core::links::verify(key, token, now).is_ok());
+        }
+    }
+    assert!(verified >= 2, "the valid seeds verify ({verified})");
+}

@@ -78,6 +78,17 @@ pub fn invalid_corpus(seed: u64) -> Vec<String> {
         // Truncated, and keys repeated in an object that lacks the rest.
         whole[..whole.len() - 5].to_string(),
         r#"{"event_id": "dup-key", "event_id": "dup-key-2"}"#.into(),
+        // One-line fields with line breaks (a fake line in an email) or
+        // longer than the contract allows; control characters in a comment.
+        set(
+            &["customer", "name"],
+            json!("Julie\r\nAction: http://evil.example"),
+        ),
+        set(&["location", "store_id"], json!("LYON-02\nURGENT")),
+        set(&["attributes"], json!({"order_id": "CMD-1\r\nX"})),
+        set(&["location", "store_id"], json!("S".repeat(129))),
+        set(&["customer", "name"], json!("N".repeat(201))),
+        set(&["comment"], json!("bell \u{7} here")),
         // Nested far deeper than any parser should follow.
         format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000)),
     ]

@@ -61,17 +61,23 @@ impl WebhookSecret {
     }
 }
 
-/// Which addresses webhooks may reach. Public addresses always; loopback,
-/// private, link-local, shared and unique-local ones only when a configured
-/// range allows them. This is the SSRF guard: a webhook URL written by
-/// someone cannot make closeloop probe the internal network.
+/// Which addresses webhooks may reach. Public unicast addresses always;
+/// every special-purpose range (loopback, private, shared, link-local,
+/// documentation, benchmarking, reserved, multicast, IPv6 unique-local and
+/// site-local, and every IPv6 form that embeds an IPv4 address) only when a
+/// configured range allows it. This is the SSRF guard: a webhook URL written
+/// by someone cannot make closeloop probe the internal network.
 #[derive(Debug, Clone, Default)]
 pub struct AddressPolicy {
     allowed: Vec<IpNet>,
+    /// Plain `http://` endpoints (local development); `https://` only
+    /// otherwise.
+    allow_http: bool,
 }
 
 impl AddressPolicy {
-    /// `allowed`: CIDR ranges such as `127.0.0.0/8`.
+    /// `allowed`: CIDR ranges such as `127.0.0.0/8`. Plain http is refused
+    /// until [`AddressPolicy::allow_http`].
     pub fn new(allowed: &[String]) -> Result<Self> {
         let allowed = allowed
             .iter()
@@ -80,46 +86,100 @@ impl AddressPolicy {
                     .map_err(|e| NotifyError::Config(format!("allowed range \"{r}\": {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(AddressPolicy { allowed })
+        Ok(AddressPolicy {
+            allowed,
+            allow_http: false,
+        })
+    }
+
+    /// Whether plain `http://` endpoints may be used (`webhook.allow_http`).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
     }
 
     pub fn permits(&self, ip: IpAddr) -> bool {
-        // ::ffff:a.b.c.d is a.b.c.d: judge it, and match ranges, as IPv4.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
+        // ::ffff:a.b.c.d is a.b.c.d: an allowed IPv4 range covers it.
+        let embedded = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
         };
-        is_public(ip) || self.allowed.iter().any(|range| range.contains(&ip))
+        is_public(ip)
+            || self
+                .allowed
+                .iter()
+                .any(|range| range.contains(&ip) || embedded.is_some_and(|v4| range.contains(&v4)))
     }
 }
 
+/// Special-purpose IPv4 ranges (IANA registry) webhooks never reach unless
+/// allowed.
+const NON_PUBLIC_V4: &[&str] = &[
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // shared address space (CGNAT)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.88.99.0/24",  // 6to4 relay anycast
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, broadcast
+];
+
+/// Special-purpose IPv6 ranges, and every form that embeds an IPv4 address
+/// (which would let a URL reach a private IPv4 host through a translator).
+const NON_PUBLIC_V6: &[&str] = &[
+    "::/128",         // unspecified
+    "::1/128",        // loopback
+    "::/96",          // IPv4-compatible (deprecated)
+    "::ffff:0:0/96",  // IPv4-mapped
+    "64:ff9b::/96",   // NAT64
+    "64:ff9b:1::/48", // local-use NAT64
+    "100::/64",       // discard
+    "2001::/32",      // Teredo
+    "2001:10::/28",   // ORCHID
+    "2001:20::/28",   // ORCHIDv2
+    "2001:db8::/32",  // documentation
+    "2002::/16",      // 6to4
+    "3fff::/20",      // documentation
+    "fc00::/7",       // unique local
+    "fe80::/10",      // link-local
+    "fec0::/10",      // site-local (deprecated)
+    "ff00::/8",       // multicast
+];
+
 /// Whether `ip` is a public unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-                || a == 0)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link local
-        }
+    let ranges = match ip {
+        IpAddr::V4(_) => NON_PUBLIC_V4,
+        IpAddr::V6(_) => NON_PUBLIC_V6,
+    };
+    !ranges.iter().any(|range| {
+        range
+            .parse::<IpNet>()
+            .is_ok_and(|net: IpNet| net.contains(&ip))
+    })
+}
+
+/// Seconds to wait from a `Retry-After` value: delay-seconds, or an
+/// HTTP-date (RFC 9110) measured from `now`; `None` when unreadable.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
     }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The guard's refusal, found again in reqwest's error chain to classify it.
@@ -199,6 +259,9 @@ impl WebhookSender {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .timeout(default_timeout)
+            // A proxy from the environment (HTTP_PROXY…) would resolve the
+            // name itself, and the guard would never see the address.
+            .no_proxy()
             // A redirect could point a signed payload anywhere; refuse it.
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
@@ -238,6 +301,20 @@ impl WebhookSender {
     pub async fn send(&self, url: &str, id: &str, timestamp: i64, body: Vec<u8>) -> Result<String> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| NotifyError::Permanent(format!("invalid webhook URL: {e}")))?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.policy.allow_http => {}
+            "http" => {
+                return Err(NotifyError::Permanent(
+                    "plain http webhook URLs are refused (use https, or set webhook.allow_http for local development)".into(),
+                ))
+            }
+            other => {
+                return Err(NotifyError::Permanent(format!(
+                    "webhook URLs use https, not {other}"
+                )))
+            }
+        }
         // IP literals never reach the resolver: check them here.
         let literal = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -269,8 +346,7 @@ impl WebhookSender {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, chrono::Utc::now()));
         classify_status(status, retry_after)
     }
 }
@@ -379,6 +455,24 @@ mod tests {
             ("fe80::1", false, false),
             ("::ffff:10.0.0.1", false, false),
             ("::ffff:127.0.0.1", false, true),
+            // The ranges a read of the code found open (issue 14).
+            ("0.1.2.3", false, false),
+            ("192.0.0.8", false, false),
+            ("198.18.0.1", false, false),
+            ("198.19.255.255", false, false),
+            ("240.0.0.1", false, false),
+            ("255.255.255.255", false, false),
+            ("224.0.0.1", false, false),
+            ("fec0::1", false, false),
+            ("ff02::1", false, false),
+            ("::ffff:8.8.8.8", false, false),
+            ("::127.0.0.1", false, false),
+            ("64:ff9b::a00:1", false, false),
+            ("2002:a00:1::1", false, false),
+            ("2001:0:4136:e378::1", false, false),
+            ("2001:db8::1", false, false),
+            ("8.8.8.8", true, true),
+            ("2a00:1450:4007:80e::200e", true, true),
         ];
         for (ip, open, with_loopback) in cases {
             let ip: IpAddr = ip.parse().unwrap();
@@ -397,10 +491,12 @@ mod tests {
         let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sender = WebhookSender::new(vec![secret], Duration::from_secs(2)).unwrap();
         for url in [
-            "http://127.0.0.1:9/hook",
-            "http://[::1]:9/hook",
-            "http://localhost:9/hook",
-            "http://169.254.169.254/latest",
+            "https://127.0.0.1:9/hook",
+            "https://[::1]:9/hook",
+            "https://localhost:9/hook",
+            "https://169.254.169.254/latest",
+            "https://[64:ff9b::a9fe:a9fe]/latest",
+            "https://[::ffff:169.254.169.254]/latest",
         ] {
             match sender.send(url, "id", 1, b"{}".to_vec()).await {
                 Err(NotifyError::Permanent(message)) => {
@@ -409,6 +505,40 @@ mod tests {
                 other => panic!("{url}: expected a permanent refusal, got {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_refused_unless_allowed() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sender = WebhookSender::new(vec![secret], Duration::from_secs(2)).unwrap();
+        for url in ["http://crm.example.com/hook", "ftp://crm.example.com/hook"] {
+            match sender.send(url, "id", 1, b"{}".to_vec()).await {
+                Err(NotifyError::Permanent(message)) => {
+                    assert!(message.contains("https"), "{url}: {message}")
+                }
+                other => panic!("{url}: expected a permanent refusal, got {other:?}"),
+            }
+        }
+        let policy = AddressPolicy::new(&[]).unwrap().allow_http(true);
+        assert!(policy.allow_http);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Fri, 20 Nov 2026 10:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after("Fri, 20 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: retry now"
+        );
+        assert_eq!(retry_after("soon", now), None);
     }
 
     #[test]

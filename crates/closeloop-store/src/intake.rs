@@ -36,6 +36,9 @@ pub struct IntakeRecord {
     pub silenced_by: Option<Uuid>,
     /// The SLA clocks of the case it opens (none without targets).
     pub deadlines: Option<Deadlines>,
+    /// When the owner's day began, in their calendar's timezone: the daily
+    /// fatigue cap counts from there.
+    pub owner_day_start: Option<DateTime<Utc>>,
 }
 
 /// What a batch changed.
@@ -328,22 +331,34 @@ impl Store {
         let cap = i64::from(self.options.fatigue_cap_per_day);
         let emails_now = |a: &Alert| a.notifications.iter().any(|n| n.channel == Channel::Email);
         if cap > 0 {
-            let day_start = now
+            // Each owner's day, in their calendar's timezone (UTC without one).
+            let utc_day_start = now
                 .date_naive()
                 .and_hms_opt(0, 0, 0)
                 .map_or(now, |d| d.and_utc());
+            let day_starts: HashMap<String, DateTime<Utc>> = unique
+                .iter()
+                .filter_map(|r| Some((r.alert.as_ref()?.owner.id.clone(), r.owner_day_start?)))
+                .collect();
             let owners: Vec<String> = new_cases
                 .iter()
                 .filter(|(_, a, _)| emails_now(a))
                 .map(|(_, a, _)| a.owner.id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let starts: Vec<DateTime<Utc>> = owners
+                .iter()
+                .map(|o| day_starts.get(o).copied().unwrap_or(utc_day_start))
                 .collect();
             let mut sent: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
                 "SELECT c.owner_id, count(*) FROM outbox o JOIN cases c ON c.id = o.case_id
-                 WHERE o.channel = 'email' AND o.event_type = 'case.created' AND o.created_at >= $1 AND c.owner_id = ANY($2)
+                 JOIN UNNEST($1::text[], $2::timestamptz[]) AS d(owner_id, day_start) ON d.owner_id = c.owner_id
+                 WHERE o.channel = 'email' AND o.event_type = 'case.created' AND o.created_at >= d.day_start
                  GROUP BY c.owner_id",
             )
-            .bind(day_start)
             .bind(&owners)
+            .bind(&starts)
             .fetch_all(&mut *tx)
             .await?
             .into_iter()

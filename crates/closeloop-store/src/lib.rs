@@ -13,6 +13,7 @@ mod cases;
 mod digest;
 mod error;
 mod intake;
+mod keys;
 mod metrics;
 mod outbox;
 mod silences;

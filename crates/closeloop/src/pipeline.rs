@@ -57,8 +57,12 @@ impl Pipeline {
                     self.sla
                         .deadlines(a.severity, policy.owners().calendar_for(&a.owner.id), now)
                 });
+                let owner_day_start = alert
+                    .as_ref()
+                    .map(|a| policy.owners().calendar_for(&a.owner.id).day_start(now));
                 IntakeRecord {
                     deadlines,
+                    owner_day_start,
                     alert,
                     silenced_by,
                     event,

@@ -354,6 +354,14 @@ impl closeloop_api::RulesControl for RulesApi {
         closeloop_core::access::Scope::of(self.0.current().owners(), owner_id)
     }
 
+    fn is_directory_email(&self, email: &str) -> bool {
+        self.0
+            .current()
+            .owners()
+            .owners()
+            .any(|o| o.email.eq_ignore_ascii_case(email))
+    }
+
     fn reload(&self) -> Result<serde_json::Value, String> {
         self.0
             .reload("api")
@@ -491,9 +499,23 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let templates = Arc::new(EmailTemplates::load(&settings.email.templates_dir)?);
     info!(languages = ?templates.languages(), "email templates loaded");
     let mut email = EmailSender::new(&smtp, templates).context("smtp")?;
-    if let Some(links) = &settings.links {
+    // The link key: configured, or generated once and kept in the database.
+    let link_key: Option<Vec<u8>> = match &settings.links {
+        None => None,
+        Some(links) => Some(match &links.secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                let fresh: [u8; 32] = rand::random();
+                store
+                    .service_key("links", &fresh)
+                    .await
+                    .context("links.secret is not set: generating the link key")?
+            }
+        }),
+    };
+    if let (Some(links), Some(key)) = (&settings.links, &link_key) {
         email = email.with_links(closeloop_notify::LinkSigner::new(
-            links.secret.as_bytes(),
+            key,
             &settings.http.public_url,
             chrono::Duration::from_std(links.ttl).unwrap_or(chrono::Duration::days(7)),
             settings.rules.root_causes.clone(),
@@ -507,7 +529,8 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .context("webhook.signing_secrets")?;
     let address_policy = AddressPolicy::new(&settings.webhook.allow_private_ranges)
-        .context("webhook.allow_private_ranges")?;
+        .context("webhook.allow_private_ranges")?
+        .allow_http(settings.webhook.allow_http);
     let endpoint_timeouts = settings
         .webhook
         .endpoints
@@ -574,16 +597,19 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         max_event_bytes: settings.kafka.max_event_bytes,
         now: Arc::new(chrono::Utc::now),
         rules: Some(Arc::new(RulesApi(policy.clone()))),
-        link_secret: settings
-            .links
-            .as_ref()
-            .map(|l| Arc::new(l.secret.as_bytes().to_vec())),
+        link_secret: link_key.map(Arc::new),
         metrics: Some(Arc::new(Metrics {
             policy: policy.clone(),
             intake: stats.clone(),
             unnotified,
         })),
         auth_required: settings.auth.required,
+        metrics_token: settings.http.metrics_token.clone(),
+        watcher_domains: Arc::new(settings.cases.watcher_domains.clone()),
+        timeouts: closeloop_api::HttpTimeouts {
+            header_read: settings.http.header_read_timeout,
+            request: settings.http.request_timeout,
+        },
         limits: closeloop_api::HttpLimits {
             max_body_bytes: settings.http.max_body_bytes,
             requests_per_second: settings.http.rate_limit_per_second,

@@ -132,6 +132,25 @@ pub struct HttpSettings {
     /// Requests a client may send in a burst above the sustained rate.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
+    /// A connection that has not sent a request's headers within this is
+    /// closed (slowloris).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// `/metrics` (with per-owner loop figures) needs this bearer token when
+    /// set; unset, it is open to whoever reaches the listener.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
+    /// A whole request (body read and answer) past this is answered 408.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+fn default_header_read_timeout() -> Duration {
+    closeloop_api::HttpTimeouts::default().header_read
+}
+
+fn default_request_timeout() -> Duration {
+    closeloop_api::HttpTimeouts::default().request
 }
 
 fn default_max_body_bytes() -> usize {
@@ -180,6 +199,10 @@ pub struct CasesSettings {
     /// reopens it. "0s" turns the recovery loop off.
     #[serde(default = "default_recovery_window", with = "humantime_serde")]
     pub recovery_window: Duration,
+    /// Besides the owner directory's people, addresses on these domains may
+    /// be added as watchers of a case; nobody else.
+    #[serde(default)]
+    pub watcher_domains: Vec<String>,
 }
 
 fn default_recovery_window() -> Duration {
@@ -193,6 +216,7 @@ impl Default for CasesSettings {
             coalesce_window: default_coalesce_window(),
             fatigue_cap_per_day: 0,
             recovery_window: default_recovery_window(),
+            watcher_domains: Vec::new(),
         }
     }
 }
@@ -231,8 +255,11 @@ fn default_pool() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinksSettings {
-    /// Signs the links (HMAC-SHA256); at least 16 characters.
-    pub secret: String,
+    /// Signs the links (HMAC-SHA256); at least 16 characters. Absent: a
+    /// random key is generated at first start and kept in the database
+    /// (shared by every instance).
+    #[serde(default)]
+    pub secret: Option<String>,
     /// How long a link stays valid.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
@@ -256,6 +283,9 @@ pub struct WebhookSettings {
     /// (SSRF guard); public addresses are always allowed.
     #[serde(default)]
     pub allow_private_ranges: Vec<String>,
+    /// Plain `http://` webhook URLs (local development only); https otherwise.
+    #[serde(default)]
+    pub allow_http: bool,
     /// Consecutive transient failures that pause an endpoint.
     #[serde(default = "default_breaker_failures")]
     pub breaker_failures: u32,
@@ -455,6 +485,7 @@ impl Settings {
                     .with_list_parse_key("dispatch.retry_schedule")
                     .with_list_parse_key("rules.root_causes")
                     .with_list_parse_key("cases.coalesce_key")
+                    .with_list_parse_key("cases.watcher_domains")
                     .with_list_parse_key("webhook.allow_private_ranges")
                     .try_parsing(true),
             )
@@ -507,7 +538,12 @@ impl Settings {
         if self.dispatch.retry_schedule.is_empty() {
             bail!("dispatch.retry_schedule: at least one entry is required");
         }
-        if self.links.as_ref().is_some_and(|l| l.secret.len() < 16) {
+        if self
+            .links
+            .as_ref()
+            .and_then(|l| l.secret.as_ref())
+            .is_some_and(|s| s.len() < 16)
+        {
             bail!("links.secret: must be at least 16 characters");
         }
         if self.dispatch.concurrency == 0 {
@@ -555,8 +591,8 @@ impl Settings {
             return Ok(());
         }
         let how = "generate one (e.g. `openssl rand -base64 32`) and set it in the configuration file or the environment";
-        if let Some(links) = &self.links {
-            if DEVELOPMENT_SECRETS.contains(&links.secret.as_str()) {
+        if let Some(secret) = self.links.as_ref().and_then(|l| l.secret.as_ref()) {
+            if DEVELOPMENT_SECRETS.contains(&secret.as_str()) {
                 bail!(
                     "links.secret: the shipped development key is public and http.public_url ({}) is not a loopback address; {how}: CLOSELOOP__LINKS__SECRET=...",
                     self.http.public_url
@@ -711,18 +747,42 @@ mod tests {
     #[test]
     fn development_secrets_are_refused_off_loopback_naming_the_key() {
         assert!(shipped_with("http://127.0.0.1:8080", "single-node").is_ok());
+        // The shipped webhook secret is a development one: refused off loopback.
         let error = format!(
             "{:#}",
             shipped_with("https://closeloop.example.com", "single-node").unwrap_err()
         );
-        assert!(error.contains("links.secret"), "{error}");
-        assert!(error.contains("CLOSELOOP__LINKS__SECRET"), "{error}");
-        // With an own links key, the webhook secret is next.
+        assert!(error.contains("webhook.signing_secrets"), "{error}");
+        assert!(
+            error.contains("CLOSELOOP__WEBHOOK__SIGNING_SECRETS"),
+            "{error}"
+        );
+        // The shipped configuration sets no link key (generated at start),
+        // and the old public one is refused if someone sets it.
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/closeloop.toml"),
         )
         .unwrap();
-        assert!(text.contains(DEVELOPMENT_SECRETS[0]) && text.contains(DEVELOPMENT_SECRETS[1]));
+        assert!(!text.contains(DEVELOPMENT_SECRETS[0]) && text.contains(DEVELOPMENT_SECRETS[1]));
+        let settings = shipped_with("https://closeloop.example.com", "single-node");
+        assert!(settings.is_err());
+        let mut links = LinksSettings {
+            secret: Some(DEVELOPMENT_SECRETS[0].into()),
+            ttl: Duration::from_secs(60),
+        };
+        let mut own = shipped_with("http://127.0.0.1:8080", "single-node").unwrap();
+        own.http.public_url = "https://closeloop.example.com".into();
+        own.webhook.signing_secrets =
+            vec!["whsec_b3duLXNlY3JldC1vd24tc2VjcmV0LW93bi1zZWNyZXQ=".into()];
+        own.links = Some(links.clone());
+        let error = format!("{:#}", own.check_secrets().unwrap_err());
+        assert!(
+            error.contains("links.secret") && error.contains("CLOSELOOP__LINKS__SECRET"),
+            "{error}"
+        );
+        links.secret = None;
+        own.links = Some(links);
+        own.check_secrets().unwrap();
     }
 
     #[test]
