@@ -124,7 +124,7 @@ impl Harness {
                         "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"{store}","region":"{region}"}},"scores":{{"nps":2}}}}"#
                 );
                 let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
-                IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None }
+                IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None, owner_next_day_start: None }
             })
             .collect();
         let outcome = self
@@ -666,7 +666,7 @@ async fn the_fatigue_cap_sends_the_overflow_to_a_digest() {
                     "journey":{{"touchpoint":"delivery"}},"location":{{"store_id":"LYON-02","region":"FR-ARA"}},"scores":{{"nps":2}}}}"#
             );
             let event = parse_event(json.as_bytes(), 1 << 16).unwrap();
-            IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None }
+            IntakeRecord { alert: policy.decide(&event), event, position: None, silenced_by: None, deadlines: None, owner_day_start: None, owner_next_day_start: None }
         })
         .collect();
     let outcome = capped.persist_batch(&records, h.clock.now()).await.unwrap();

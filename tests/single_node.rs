@@ -535,3 +535,46 @@ async fn metrics_behind_a_token() {
         .unwrap()
         .contains("closeloop_alerts_unnotified_total"));
 }
+
+/// Any valid event renders deliverable emails: every field at its longest
+/// (a 10,000-character comment on one line, a 200-character name, 128-
+/// character store and touchpoint, 64 attributes of 1,000 characters) still
+/// reaches the SMTP server, which refuses lines over 998 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_valid_event_still_gets_its_email() {
+    let env = TestEnv::new(single_node()).await;
+    let _service = env.start_service().await;
+    let client = reqwest::Client::new();
+    let attributes: serde_json::Map<String, Value> = (0..64)
+        .map(|i| {
+            (
+                format!("k{i:02}{}", "k".repeat(125)),
+                json!("v".repeat(1000)),
+            )
+        })
+        .collect();
+    let mut event = story_event("longest-1", "C-LONG");
+    event["customer"]["name"] = json!("N".repeat(200));
+    event["location"]["store_id"] = json!("LYON-02");
+    event["journey"]["touchpoint"] = json!("t".repeat(128));
+    event["product_line"] = json!("p".repeat(128));
+    event["comment"] = json!("é".repeat(10_000));
+    event["attributes"] = Value::Object(attributes);
+    let (status, body) = post(&client, env.api("/v1/events"), &event).await;
+    assert_eq!(status, 202, "{body}");
+    let email = eventually("the alert email of the longest event", SHORT, || async {
+        env.smtp
+            .emails()
+            .into_iter()
+            .find(|e| e.to == "claire.martin@closeloop.local")
+    })
+    .await;
+    assert!(
+        email.text.contains(&"é".repeat(200)),
+        "the comment is in the email"
+    );
+    let dead = env
+        .count("SELECT count(*) FROM outbox WHERE status = 'dead'")
+        .await;
+    assert_eq!(dead, 0, "no delivery is dead");
+}

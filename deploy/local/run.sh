@@ -39,7 +39,7 @@ done
 token() { # file name role [owner]
   local file=$1 name=$2 role=$3 owner=${4:-}
   if [ -s "$file" ] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$file")" \
-       http://127.0.0.1:8080/v1/root-causes; then return; fi
+       http://127.0.0.1:8080/v1/root-causes 2>/dev/null; then return; fi
   $BIN tokens create --name "$name" --role "$role" ${owner:+--owner "$owner"} 2>/dev/null > "$file"
 }
 token .run/ops-token ops.demo ops

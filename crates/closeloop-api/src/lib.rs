@@ -97,6 +97,8 @@ pub struct AppState {
     /// Domains whose addresses may be watchers besides the directory's
     /// people (`cases.watcher_domains`).
     pub watcher_domains: Arc<Vec<String>>,
+    /// Proxies whose forwarding headers name the client (rate limit key).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Build the router.
@@ -149,7 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cases/{id}", get(case_page))
         .route("/a/{token}", get(links::confirm).post(links::apply))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    let limited = match limits::ClientRateLimit::new(&limits) {
+    let limited = match limits::ClientRateLimit::new(&limits, state.trusted_proxies.clone()) {
         Some(limit) => limited.layer(axum::middleware::from_fn_with_state(
             limit,
             limits::rate_limit,

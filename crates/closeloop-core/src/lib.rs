@@ -27,6 +27,7 @@ pub mod links;
 pub mod locate;
 pub mod owners;
 pub mod policy;
+pub mod redact;
 pub mod rules;
 pub mod scoring;
 pub mod sla;

@@ -79,6 +79,14 @@ impl Calendar {
         }
     }
 
+    /// When the calendar day after the one containing `now` begins: the due
+    /// time of a daily digest, in the owner's day.
+    pub fn next_day_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        // Local days last 23 to 25 hours: 26 hours after this day's start
+        // is always inside the next one.
+        self.day_start(self.day_start(now) + chrono::Duration::hours(26))
+    }
+
     /// Open all the time, in UTC: the calendar of owners without one.
     pub fn always_open() -> Self {
         Calendar {
@@ -585,6 +593,20 @@ mod tests {
         assert_eq!(
             Calendar::always_open().day_start(at("2026-11-20T23:30:00Z")),
             at("2026-11-20T00:00:00Z")
+        );
+        // The next local day: a daily digest is due at local midnight.
+        assert_eq!(
+            paris.next_day_start(at("2026-11-20T22:30:00Z")),
+            at("2026-11-20T23:00:00Z")
+        );
+        // Across the end of summer time (25 October 2026: a 25-hour day).
+        assert_eq!(
+            paris.next_day_start(at("2026-10-25T12:00:00Z")),
+            at("2026-10-25T23:00:00Z")
+        );
+        assert_eq!(
+            paris.next_day_start(at("2026-10-24T12:00:00Z")),
+            at("2026-10-24T22:00:00Z")
         );
     }
     use super::*;

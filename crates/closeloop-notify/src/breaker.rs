@@ -32,7 +32,7 @@ pub fn endpoint_key(url: &str) -> String {
             u.host_str().unwrap_or(""),
             u.port_or_known_default().unwrap_or(0)
         ),
-        Err(_) => url.to_owned(),
+        Err(_) => closeloop_core::redact::mask_url(url),
     }
 }
 

@@ -340,7 +340,9 @@ impl WebhookSender {
             .body(body)
             .send()
             .await
-            .map_err(|e| classify_transport(&e))?;
+            // The URL may carry a token: keep it out of errors (and so of
+            // logs and `last_error`).
+            .map_err(|e| classify_transport(&e.without_url()))?;
         let status = response.status();
         let retry_after = response
             .headers()

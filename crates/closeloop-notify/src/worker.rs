@@ -273,7 +273,7 @@ impl Dispatcher {
                     }
                 }
                 Err(NotifyError::Gone(reason)) => {
-                    warn!(endpoint = %delivery.recipient, "webhook endpoint answered 410 Gone: disabled");
+                    warn!(endpoint = %closeloop_core::redact::mask_url(&delivery.recipient), "webhook endpoint answered 410 Gone: disabled");
                     self.store
                         .disable_endpoint(&delivery.recipient, reason, now)
                         .await?;

@@ -39,6 +39,8 @@ pub struct IntakeRecord {
     /// When the owner's day began, in their calendar's timezone: the daily
     /// fatigue cap counts from there.
     pub owner_day_start: Option<DateTime<Utc>>,
+    /// When the owner's next day begins: a daily digest is due then.
+    pub owner_next_day_start: Option<DateTime<Utc>>,
 }
 
 /// What a batch changed.
@@ -401,6 +403,18 @@ impl Store {
                 Some((view, *alert, alert.email_digest.or(over)?))
             })
             .collect();
+        // A daily digest is due at the owner's local midnight.
+        let next_days: HashMap<&str, DateTime<Utc>> = unique
+            .iter()
+            .filter_map(|r| Some((r.alert.as_ref()?.owner.id.as_str(), r.owner_next_day_start?)))
+            .collect();
+        let due = |alert: &Alert, mode: DigestMode| match (
+            mode,
+            next_days.get(alert.owner.id.as_str()),
+        ) {
+            (DigestMode::Daily, Some(next_day)) => *next_day,
+            _ => mode.period_end(now),
+        };
         if !digests.is_empty() {
             sqlx::query(
                 "INSERT INTO digest_items (case_id, owner_id, recipient, locale, mode, due_at, created_at)
@@ -413,7 +427,7 @@ impl Store {
             .bind(digests.iter().map(|(_, a, _)| a.owner.email.clone()).collect::<Vec<_>>())
             .bind(digests.iter().map(|(_, a, _)| a.owner.locale.clone()).collect::<Vec<_>>())
             .bind(digests.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>())
-            .bind(digests.iter().map(|(_, _, m)| m.period_end(now)).collect::<Vec<_>>())
+            .bind(digests.iter().map(|(_, a, m)| due(a, *m)).collect::<Vec<_>>())
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -57,12 +57,13 @@ impl Pipeline {
                     self.sla
                         .deadlines(a.severity, policy.owners().calendar_for(&a.owner.id), now)
                 });
-                let owner_day_start = alert
+                let calendar = alert
                     .as_ref()
-                    .map(|a| policy.owners().calendar_for(&a.owner.id).day_start(now));
+                    .map(|a| policy.owners().calendar_for(&a.owner.id));
                 IntakeRecord {
                     deadlines,
-                    owner_day_start,
+                    owner_day_start: calendar.map(|c| c.day_start(now)),
+                    owner_next_day_start: calendar.map(|c| c.next_day_start(now)),
                     alert,
                     silenced_by,
                     event,

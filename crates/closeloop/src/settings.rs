@@ -136,6 +136,10 @@ pub struct HttpSettings {
     /// closed (slowloris).
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// CIDR ranges of reverse proxies whose `X-Forwarded-For` / `Forwarded`
+    /// headers name the client (for the rate limit); others are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// `/metrics` (with per-owner loop figures) needs this bearer token when
     /// set; unset, it is open to whoever reaches the listener.
     #[serde(default)]
@@ -486,6 +490,7 @@ impl Settings {
                     .with_list_parse_key("rules.root_causes")
                     .with_list_parse_key("cases.coalesce_key")
                     .with_list_parse_key("cases.watcher_domains")
+                    .with_list_parse_key("http.trusted_proxies")
                     .with_list_parse_key("webhook.allow_private_ranges")
                     .try_parsing(true),
             )
@@ -569,6 +574,11 @@ impl Settings {
                 "log.format: must be text or json (got \"{}\")",
                 self.log.format
             );
+        }
+        for range in &self.http.trusted_proxies {
+            if !is_cidr(range) {
+                bail!("http.trusted_proxies: \"{range}\" is not a CIDR range like 10.0.0.0/8 (one proxy: 10.0.0.5/32)");
+            }
         }
         self.http
             .listen
@@ -681,6 +691,18 @@ fn mask_url_password(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`.
+fn is_cidr(text: &str) -> bool {
+    text.split_once('/').is_some_and(|(ip, bits)| {
+        let max = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return false,
+        };
+        bits.parse::<u8>().is_ok_and(|b| b <= max)
+    })
 }
 
 /// True when the URL's host is a loopback address or `localhost`.
