@@ -12,25 +12,11 @@ const LONG: Duration = Duration::from_secs(120);
 const SHORT: Duration = Duration::from_secs(30);
 
 fn story_event(event_id: &str) -> Value {
-    json!({
-        "event_id": event_id,
-        "occurred_at": "2026-11-20T10:15:00+01:00",
-        "source": "survey.post-delivery",
-        "customer": {"id": "C-88231", "name": "Julie Moreau", "email": "julie.moreau@example.org",
-                     "phone": "+33 6 12 34 56 78", "locale": "fr-FR", "segment": "gold"},
-        "journey": {"touchpoint": "delivery", "channel": "web"},
-        "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
-        "product_line": "electromenager",
-        "scores": {"nps": 3},
-        "comment": "Livraison avec trois jours de retard",
-        "attributes": {"order_id": "CMD-55120", "carrier": "XPO"}
-    })
+    closeloop_tests::story_event(event_id, "C-88231")
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let response = client.post(url).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    closeloop_tests::post_json(client, url, &body).await
 }
 
 /// The story of the foundation issue, from publish to a closed loop.
@@ -251,15 +237,7 @@ async fn the_story_closes_the_loop() {
     assert_eq!(detail["version"], 5);
 
     // The CRM hears of every step, in order.
-    let hooks = eventually("five webhooks", SHORT, || async {
-        let received = env.webhooks.received();
-        (received.len() >= 5).then_some(received)
-    })
-    .await;
-    let types: Vec<String> = hooks
-        .iter()
-        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
-        .collect();
+    let (hooks, types) = env.webhooks.wait_for(5, SHORT).await;
     assert_eq!(
         types,
         [

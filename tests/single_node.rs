@@ -6,25 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use closeloop_tests::{eventually, webhook_validator, Options, TestEnv};
+use closeloop_tests::{eventually, post_json, story_event, webhook_validator, Options, TestEnv};
 use serde_json::{json, Value};
 
 const SHORT: Duration = Duration::from_secs(30);
-
-fn story_event(event_id: &str, customer: &str) -> Value {
-    json!({
-        "event_id": event_id,
-        "occurred_at": "2026-11-20T10:15:00+01:00",
-        "source": "survey.post-delivery",
-        "customer": {"id": customer, "name": "Julie Moreau", "email": "julie.moreau@example.org",
-                     "phone": "+33 6 12 34 56 78", "locale": "fr-FR"},
-        "journey": {"touchpoint": "delivery", "channel": "web"},
-        "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
-        "scores": {"nps": 3},
-        "comment": "Livraison avec trois jours de retard",
-        "attributes": {"order_id": "CMD-55120"}
-    })
-}
 
 fn single_node() -> Options {
     Options {
@@ -36,9 +21,7 @@ fn single_node() -> Options {
 }
 
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
-    let response = client.post(url).json(body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    post_json(client, url, body).await
 }
 
 /// HTTP in, case committed before 202, email and webhook out, follow-up
@@ -107,15 +90,7 @@ async fn http_in_case_email_webhook_and_follow_up_without_a_broker() {
     }
 
     let validator = webhook_validator();
-    let webhooks = eventually("four webhooks", SHORT, || async {
-        let got = env.webhooks.received();
-        (got.len() >= 4).then_some(got)
-    })
-    .await;
-    let types: Vec<String> = webhooks
-        .iter()
-        .map(|w| w.json()["type"].as_str().unwrap().to_owned())
-        .collect();
+    let (webhooks, types) = env.webhooks.wait_for(4, SHORT).await;
     assert_eq!(
         types,
         [
@@ -577,4 +552,76 @@ async fn the_longest_valid_event_still_gets_its_email() {
         .count("SELECT count(*) FROM outbox WHERE status = 'dead'")
         .await;
     assert_eq!(dead, 0, "no delivery is dead");
+}
+
+/// An endpoint disabled by 410 Gone is listed with its URL masked (URLs
+/// often carry a token) and an id, and re-enabled by that id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_endpoints_are_listed_masked_and_enabled_by_id() {
+    let env = TestEnv::new(single_node()).await;
+    let _service = env.start_service().await;
+    env.webhooks.fail_next(410);
+    let client = reqwest::Client::new();
+    let (status, _) = post(
+        &client,
+        env.api("/v1/events"),
+        &story_event("gone-1", "C-G"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let listed = eventually("the endpoint disabled by 410", SHORT, || async {
+        let body: Value = client
+            .get(env.api("/v1/endpoints/disabled"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let first = body["endpoints"].get(0)?.clone();
+        Some(first)
+    })
+    .await;
+    let full = env.webhooks.url.clone();
+    let shown = listed["url"].as_str().unwrap();
+    assert_ne!(shown, full);
+    assert!(shown.ends_with("/***"), "{shown}");
+    assert!(
+        full.starts_with(shown.trim_end_matches("***")),
+        "{shown} points where {full} does"
+    );
+    let id = listed["id"].as_str().unwrap();
+    let (status, body) = post(&client, env.api("/v1/endpoints/enable"), &json!({"id": id})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains(&full),
+        "the answer masks the URL too: {body}"
+    );
+    let after: Value = client
+        .get(env.api("/v1/endpoints/disabled"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["endpoints"], json!([]));
+    let deliveries: Value = client
+        .get(env.api("/v1/deliveries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhooks: Vec<&Value> = deliveries["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == "webhook")
+        .collect();
+    assert!(!webhooks.is_empty());
+    for delivery in webhooks {
+        assert_eq!(delivery["recipient"].as_str(), Some(shown), "{delivery}");
+    }
 }

@@ -35,6 +35,35 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The story's answer: Julie Moreau, NPS 3, a late delivery at LYON-02
+/// (whose manager's CRM receives webhooks).
+pub fn story_event(event_id: &str, customer_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event_id,
+        "occurred_at": "2026-11-20T10:15:00+01:00",
+        "source": "survey.post-delivery",
+        "customer": {"id": customer_id, "name": "Julie Moreau", "email": "julie.moreau@example.org",
+                     "phone": "+33 6 12 34 56 78", "locale": "fr-FR", "segment": "gold"},
+        "journey": {"touchpoint": "delivery", "channel": "web"},
+        "location": {"store_id": "LYON-02", "region": "FR-ARA", "country": "FR"},
+        "product_line": "electromenager",
+        "scores": {"nps": 3},
+        "comment": "Livraison avec trois jours de retard",
+        "attributes": {"order_id": "CMD-55120", "carrier": "XPO"}
+    })
+}
+
+/// POST `body` as JSON; the status and the JSON answer (null if none).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = client.post(url).json(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
 /// A JSON Schema of `docs/schemas/`.
 pub fn contract_schema(name: &str) -> serde_json::Value {
     let path = repo_root().join("docs/schemas").join(name);
@@ -357,6 +386,25 @@ impl WebhookReceiver {
     /// Every request received, accepted or not.
     pub fn hits(&self) -> usize {
         self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The first `count` webhooks received, once they all arrived, and the
+    /// type of each (`case.created`...).
+    pub async fn wait_for(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> (Vec<ReceivedWebhook>, Vec<String>) {
+        let received = eventually(&format!("{count} webhooks"), timeout, || async {
+            let got = self.received();
+            (got.len() >= count).then_some(got)
+        })
+        .await;
+        let types = received
+            .iter()
+            .map(|w| w.json()["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (received, types)
     }
 
     /// While down, answer 503 to everything.

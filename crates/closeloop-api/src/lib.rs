@@ -628,10 +628,16 @@ async fn list_deliveries(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit: must be from 1 to 1000".into()));
     }
-    let deliveries = state
+    let mut deliveries = state
         .store
         .list_deliveries(query.status.as_deref(), query.case, limit)
         .await?;
+    // A webhook recipient is a URL that may carry a token: shown masked.
+    for delivery in &mut deliveries {
+        if delivery.channel == "webhook" {
+            delivery.recipient = closeloop_core::redact::mask_url(&delivery.recipient);
+        }
+    }
     Ok(Json(json!({"deliveries": deliveries})).into_response())
 }
 
@@ -673,14 +679,43 @@ async fn replay_deliveries(
     Ok(Json(json!({"replayed": replayed.len(), "ids": replayed})).into_response())
 }
 
+/// The short id of an endpoint URL: how the API names it without showing
+/// the token the URL may carry.
+fn endpoint_id(url: &str) -> String {
+    closeloop_core::access::token_hash(url)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 async fn disabled_endpoints(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({"endpoints": state.store.disabled_endpoints().await?})).into_response())
+    let endpoints: Vec<Value> = state
+        .store
+        .disabled_endpoints()
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": endpoint_id(&e.url),
+                "url": closeloop_core::redact::mask_url(&e.url),
+                "disabled_at": e.disabled_at,
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "endpoints": endpoints })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnableBody {
-    url: String,
+    /// The endpoint's full URL, or
+    #[serde(default)]
+    url: Option<String>,
+    /// its id from `GET /v1/endpoints/disabled`.
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// Re-enable a webhook endpoint disabled by a 410 answer. Its dead
@@ -689,14 +724,26 @@ async fn enable_endpoint(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<EnableBody>,
 ) -> Result<Response, ApiError> {
-    if !state.store.enable_endpoint(&b.url).await? {
+    let url = match (b.url, b.id) {
+        (Some(url), None) => url,
+        (None, Some(id)) => state
+            .store
+            .disabled_endpoints()
+            .await?
+            .into_iter()
+            .map(|e| e.url)
+            .find(|url| endpoint_id(url) == id)
+            .ok_or_else(|| ApiError::NotFound(format!("no disabled endpoint has id {id}")))?,
+        _ => return Err(ApiError::BadRequest("give exactly one of url or id".into())),
+    };
+    let masked = closeloop_core::redact::mask_url(&url);
+    if !state.store.enable_endpoint(&url).await? {
         return Err(ApiError::NotFound(format!(
-            "endpoint {} is not disabled",
-            b.url
+            "endpoint {masked} is not disabled"
         )));
     }
-    tracing::info!(endpoint = %b.url, "webhook endpoint re-enabled");
-    Ok(Json(json!({"enabled": b.url})).into_response())
+    tracing::info!(endpoint = %masked, "webhook endpoint re-enabled");
+    Ok(Json(json!({"enabled": masked, "id": endpoint_id(&url)})).into_response())
 }
 
 fn rules_control(state: &AppState) -> Result<&Arc<dyn RulesControl>, ApiError> {
