@@ -37,6 +37,7 @@ build:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@python3 deploy/check_deps.py
 	@deploy/lint.sh
 
 ## unit: the pure tests only, no stack needed
