@@ -41,17 +41,17 @@ pub const CHANNELS: [&str; 8] = [
 
 /// A Net Promoter Score answer, 0–10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct Nps(u8);
 
 /// A customer satisfaction answer, 1–5 (5 = very satisfied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct Csat(u8);
 
 /// A customer effort score answer (CES 2.0), 1–7 (1 = high effort, bad).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct Ces(u8);
 
 macro_rules! score_scale {
@@ -70,6 +70,24 @@ macro_rules! score_scale {
             /// The raw answer.
             pub fn value(self) -> u8 {
                 self.0
+            }
+        }
+
+        /// Read back (stored events, outbox rows) through the same check as
+        /// the parser: a score off its scale cannot be constructed.
+        impl TryFrom<u8> for $ty {
+            type Error = String;
+
+            fn try_from(value: u8) -> Result<Self, String> {
+                Self::new(value).ok_or_else(|| {
+                    format!("must be an integer from {} to {} (got {value})", $min, $max)
+                })
+            }
+        }
+
+        impl From<$ty> for u8 {
+            fn from(score: $ty) -> u8 {
+                score.0
             }
         }
     };
@@ -621,6 +639,19 @@ mod tests {
             let error = parse_event(with(from, to).as_bytes(), 1 << 20).unwrap_err();
             assert!(!error.to_string().contains("julie@"), "{error}");
         }
+    }
+
+    /// Parse, don't validate, with no back door: deserializing a score
+    /// checks its scale as the parser does.
+    #[test]
+    fn scores_validate_on_deserialize() {
+        assert_eq!(serde_json::from_str::<Nps>("7").unwrap().value(), 7);
+        assert!(serde_json::from_str::<Nps>("200").is_err());
+        assert!(serde_json::from_str::<Csat>("0").is_err());
+        assert!(serde_json::from_str::<Ces>("8").is_err());
+        let error = serde_json::from_str::<Scores>(r#"{"nps": 11}"#).unwrap_err();
+        assert!(error.to_string().contains("from 0 to 10"), "{error}");
+        assert_eq!(serde_json::to_string(&Nps::new(3).unwrap()).unwrap(), "3");
     }
 
     #[test]
