@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use closeloop_tests::{repo_root, Options, TestEnv};
-use serde_json::{json, Value};
+use closeloop_tests::{post_json_as, repo_root, Options, TestEnv};
+use serde_json::json;
 
 /// What a caller gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,30 +208,20 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
     let event = json!({"event_id": "matrix-1", "occurred_at": "2026-11-20T10:15:00+01:00", "source": "s",
         "customer": {"id": "C-1"}, "journey": {"touchpoint": "delivery"},
         "location": {"store_id": "LYON-02", "region": "FR-ARA"}, "scores": {"nps": 2}});
-    let status = client
-        .post(env.api("/v1/events"))
-        .bearer_auth(&admin)
-        .json(&event)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let (status, _) = post_json_as(&client, &admin, env.api("/v1/events"), &event).await;
     assert_eq!(status, 202);
     let case_id: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM cases WHERE event_id = 'matrix-1'")
             .fetch_one(&env.db)
             .await
             .unwrap();
-    let silence: Value = client
-        .post(env.api("/v1/silences"))
-        .bearer_auth(&admin)
-        .json(&json!({"matcher": "store == \"NOWHERE\"", "duration": "1h", "reason": "matrix"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, silence) = post_json_as(
+        &client,
+        &admin,
+        env.api("/v1/silences"),
+        &json!({"matcher": "store == \"NOWHERE\"", "duration": "1h", "reason": "matrix"}),
+    )
+    .await;
     let silence_id = silence["id"].as_str().expect("a silence").to_owned();
 
     let mut failures = Vec::new();

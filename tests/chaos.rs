@@ -176,16 +176,8 @@ async fn database_outage() {
     );
     assert_eq!(readiness(&env.base_url).await, 503, "still red");
     // What a prober reads: the state, not the driver's error text.
-    let answer: serde_json::Value = http_client()
-        .get(format!("{}/readyz", env.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        answer,
+        env.get_json("/readyz").await,
         serde_json::json!({"status": "unavailable", "error": "the database does not answer"}),
         "no internal error text on /readyz"
     );

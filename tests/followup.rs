@@ -67,14 +67,7 @@ fn emails_to(env: &TestEnv, to: &str, subject_starts: &str) -> Vec<ReceivedEmail
 }
 
 async fn post(url: String, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    closeloop_tests::post_json(&reqwest::Client::new(), url, &body).await
 }
 
 /// The owner is reminded once, the case escalates up the chain level by

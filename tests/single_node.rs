@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use closeloop_tests::{eventually, post_json, story_event, webhook_validator, Options, TestEnv};
+use closeloop_tests::{
+    eventually, post_json, post_json_as, story_event, webhook_validator, Options, TestEnv,
+};
 use serde_json::{json, Value};
 
 const SHORT: Duration = Duration::from_secs(30);
@@ -327,7 +329,7 @@ async fn probed_inputs_get_a_4xx_naming_the_field() {
         .trim()
         .to_owned();
     let client = reqwest::Client::new();
-    let (status, _) = post_as(
+    let (status, _) = post_json_as(
         &client,
         &token,
         env.api("/v1/events"),
@@ -397,7 +399,7 @@ async fn probed_inputs_get_a_4xx_naming_the_field() {
     }
 
     // A silence's author is the token's name, whatever the body says.
-    let (status, silence) = post_as(
+    let (status, silence) = post_json_as(
         &client,
         &token,
         env.api("/v1/silences"),
@@ -413,18 +415,6 @@ async fn probed_inputs_get_a_4xx_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-}
-
-async fn post_as(client: &reqwest::Client, token: &str, url: String, body: &Value) -> (u16, Value) {
-    let response = client
-        .post(url)
-        .header("authorization", format!("Bearer {token}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// A half-sent request (slowloris) is cut after `http.header_read_timeout`;
@@ -597,23 +587,9 @@ async fn disabled_endpoints_are_listed_masked_and_enabled_by_id() {
         !body.to_string().contains(&full),
         "the answer masks the URL too: {body}"
     );
-    let after: Value = client
-        .get(env.api("/v1/endpoints/disabled"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = env.get_json("/v1/endpoints/disabled").await;
     assert_eq!(after["endpoints"], json!([]));
-    let deliveries: Value = client
-        .get(env.api("/v1/deliveries"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deliveries: Value = env.get_json("/v1/deliveries").await;
     let webhooks: Vec<&Value> = deliveries["deliveries"]
         .as_array()
         .unwrap()

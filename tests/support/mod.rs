@@ -59,7 +59,21 @@ pub async fn post_json(
     url: String,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let response = client.post(url).json(body).send().await.unwrap();
+    answer(client.post(url).json(body)).await
+}
+
+/// [`post_json`] with `Authorization: Bearer <token>`.
+pub async fn post_json_as(
+    client: &reqwest::Client,
+    token: &str,
+    url: String,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    answer(client.post(url).bearer_auth(token).json(body)).await
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or_default())
 }

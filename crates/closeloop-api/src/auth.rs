@@ -78,6 +78,14 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 7235: `bearer`, `BEARER`). `None` without one.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let (scheme, token) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Resolve the caller of a `/v1` request, or answer 401 / 403.
 pub async fn authenticate(
     State(state): State<AppState>,
@@ -88,18 +96,7 @@ pub async fn authenticate(
         request.extensions_mut().insert(Caller::Open);
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // RFC 7235: the scheme is case-insensitive (`bearer`, `BEARER`).
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(presented) = presented else {
+    let Some(presented) = bearer_token(request.headers()) else {
         return unauthorized(
             "authorization: send a token as `Authorization: Bearer <token>` (closeloop tokens create)",
         );

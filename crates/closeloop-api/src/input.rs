@@ -59,6 +59,34 @@ fn sweep(value: &Value, path: &str) -> Option<String> {
     }
 }
 
+/// A request body as the contract's JSON (duplicate keys refused, as on
+/// Kafka); 413 over the body limit. Also the first step of `POST /v1/events`.
+pub(crate) fn json_body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    closeloop_core::json::parse_strict(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// A deserialization error naming the field (`limit: invalid digit…`), or
+/// `whole` when it is about the input as a whole.
+fn named<E: std::fmt::Display>(error: serde_path_to_error::Error<E>, whole: &str) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    ApiError::BadRequest(if path == "." {
+        format!("{whole}{inner}")
+    } else {
+        format!("{path}: {inner}")
+    })
+}
+
 /// A JSON body, checked, then read as `T` (an unknown or mistyped field is
 /// named in the error).
 #[derive(Debug)]
@@ -68,31 +96,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(rejection.body_text())
-                }
-            })?;
-        let value = closeloop_core::json::parse_strict(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+        let value = json_body(axum::body::Bytes::from_request(req, state).await)?;
         if let Some(reason) = sweep(&value, "") {
             return Err(ApiError::BadRequest(reason));
         }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                ApiError::BadRequest(if path == "." {
-                    inner.to_string()
-                } else {
-                    format!("{path}: {inner}")
-                })
-            })
+            .map_err(|e| named(e, ""))
     }
 }
 
@@ -117,15 +127,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                ApiError::BadRequest(if path == "." {
-                    format!("query string: {inner}")
-                } else {
-                    format!("{path}: {inner}")
-                })
-            })
+            .map_err(|e| named(e, "query string: "))
     }
 }
 

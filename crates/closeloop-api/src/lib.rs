@@ -199,17 +199,9 @@ async fn ingest_events(
     State(state): State<AppState>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    })?;
-    // The contract's JSON: duplicate keys are refused, as on Kafka.
-    let body = closeloop_core::json::parse_strict(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
-    let (items, single) = match body {
+    // The contract's JSON; each event's fields are then checked by the core
+    // parser, which names them (not by the generic sweep of `ApiJson`).
+    let (items, single) = match input::json_body(body)? {
         Value::Array(items) => (items, false),
         other => (vec![other], true),
     };
@@ -770,16 +762,10 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     // Per-owner figures are not for everyone: with `http.metrics_token`,
     // the scraper presents it as a bearer token.
     if let Some(expected) = &state.metrics_token {
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned())
-            .unwrap_or_default();
+        let presented = auth::bearer_token(&headers).unwrap_or_default();
         // Hashes compared: no timing tells how much of the token was right.
         use closeloop_core::access::token_hash;
-        if token_hash(&presented) != token_hash(expected) {
+        if token_hash(presented) != token_hash(expected) {
             return ApiError::Unauthorized(
                 "/metrics: send http.metrics_token as `Authorization: Bearer <token>`".into(),
             )

@@ -448,19 +448,17 @@ impl Compiler<'_> {
             .ok_or((arg.id, "keywords must not be empty".to_owned()))?;
         // A list tests every keyword: startsWith(["merci", "bravo"]) holds
         // for a comment starting with either.
-        let each = |make: fn(String) -> Condition| match keywords.len() {
-            1 => keywords
-                .iter()
-                .cloned()
-                .map(make)
-                .next()
-                .unwrap_or(Condition::Const(false)),
-            _ => Condition::Any(keywords.iter().cloned().map(make).collect()),
+        let each = |make: fn(String) -> Condition| {
+            let mut conditions: Vec<Condition> = keywords.iter().cloned().map(make).collect();
+            match conditions.len() {
+                1 => conditions.remove(0),
+                _ => Condition::Any(conditions),
+            }
         };
         Ok(match name {
-            "contains" | "containsAny" => Condition::CommentAny(keywords),
             "startsWith" => each(Condition::CommentStarts),
-            _ => each(Condition::CommentEnds),
+            "endsWith" => each(Condition::CommentEnds),
+            _ => Condition::CommentAny(keywords),
         })
     }
 }

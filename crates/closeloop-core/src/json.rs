@@ -15,6 +15,21 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
+/// The lines of a JSON-lines file: split on `\n`, a trailing `\r` dropped,
+/// and no empty last line for the file's final newline. Line `i` of the
+/// result is line `i + 1` of the file (empty lines in the middle are kept,
+/// so that refusals name the right line).
+pub fn json_lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect();
+    if lines.last().is_some_and(|line| line.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
 struct Strict(Value);
 
 impl<'de> Deserialize<'de> for Strict {
@@ -108,6 +123,26 @@ mod tests {
         let error = parse_strict(br#"{"a": 1, "b": {"c": 1, "c": 2}}"#).unwrap_err();
         assert!(error.to_string().contains("duplicate key \"c\""), "{error}");
         assert!(parse_strict(b"{} x").is_err(), "trailing characters");
+    }
+
+    #[test]
+    fn json_lines_of_a_file() {
+        use super::json_lines;
+        let cases: [(&[u8], Vec<&[u8]>); 5] = [
+            (b"a\nb\n", vec![b"a", b"b"]),
+            (b"a\r\nb", vec![b"a", b"b"]),
+            (b"a\n\nb\n", vec![b"a", b"", b"b"]),
+            (b"", vec![]),
+            (b"\n", vec![b""]),
+        ];
+        for (text, lines) in cases {
+            assert_eq!(
+                json_lines(text),
+                lines,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     /// Nesting: 127 levels of arrays parse, 128 and more are refused.

@@ -53,12 +53,8 @@ impl Policy {
             .iter()
             .filter_map(|rule| {
                 let owner = rule.owner.as_deref()?;
-                (!owners.contains(owner)).then(|| ConfigProblem {
-                    line: Some(rule.line),
-                    item: Some(format!("rule \"{}\"", rule.id)),
-                    field: Some("owner".into()),
-                    message: format!("unknown owner \"{owner}\" (not in the owner directory)"),
-                })
+                (!owners.contains(owner))
+                    .then(|| unknown_owner(rule.line, format!("rule \"{}\"", rule.id), owner))
             })
             .collect();
         if !problems.is_empty() {
@@ -77,12 +73,7 @@ impl Policy {
         crate::locate::owner_references(rules_text)
             .into_iter()
             .filter(|r| !owners.contains(&r.owner))
-            .map(|r| ConfigProblem {
-                line: Some(r.line),
-                item: Some(r.rule),
-                field: Some("owner".into()),
-                message: format!("unknown owner \"{}\" (not in the owner directory)", r.owner),
-            })
+            .map(|r| unknown_owner(r.line, r.rule, &r.owner))
             .collect()
     }
 
@@ -189,6 +180,16 @@ impl Policy {
             notifications,
             email_digest: digest,
         })
+    }
+}
+
+/// The refusal of a rule's `owner` that the directory does not know.
+fn unknown_owner(line: usize, rule: String, owner: &str) -> ConfigProblem {
+    ConfigProblem {
+        line: Some(line),
+        item: Some(rule),
+        field: Some("owner".into()),
+        message: format!("unknown owner \"{owner}\" (not in the owner directory)"),
     }
 }
 

@@ -75,16 +75,8 @@ impl Publisher {
                 path: path.display().to_string(),
                 source,
             })?;
-        let lines: Vec<&[u8]> = text
-            .split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .collect();
-        // A final newline leaves one empty piece that is not a line.
-        let lines = match lines.split_last() {
-            Some((&[], rest)) => rest,
-            _ => &lines[..],
-        };
-        self.publish_all(lines, in_flight).await
+        let lines = closeloop_core::json::json_lines(&text);
+        self.publish_all(&lines, in_flight).await
     }
 
     /// Publish every payload, in order, keeping at most `in_flight`

@@ -154,17 +154,23 @@ const NON_PUBLIC_V6: &[&str] = &[
     "ff00::/8",       // multicast
 ];
 
+/// The special-purpose ranges, parsed once (every resolved address of every
+/// webhook is checked against them).
+static NON_PUBLIC: std::sync::LazyLock<Vec<IpNet>> = std::sync::LazyLock::new(|| {
+    NON_PUBLIC_V4
+        .iter()
+        .chain(NON_PUBLIC_V6)
+        .map(|range| {
+            range
+                .parse()
+                .expect("the special-purpose ranges are valid CIDRs")
+        })
+        .collect()
+});
+
 /// Whether `ip` is a public unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
-    let ranges = match ip {
-        IpAddr::V4(_) => NON_PUBLIC_V4,
-        IpAddr::V6(_) => NON_PUBLIC_V6,
-    };
-    !ranges.iter().any(|range| {
-        range
-            .parse::<IpNet>()
-            .is_ok_and(|net: IpNet| net.contains(&ip))
-    })
+    !NON_PUBLIC.iter().any(|net| net.contains(&ip))
 }
 
 /// Seconds to wait from a `Retry-After` value: delay-seconds, or an

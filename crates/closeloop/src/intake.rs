@@ -31,6 +31,8 @@ use crate::pipeline::Pipeline;
 const QUEUE: usize = 64;
 /// Transient store failures retried before the request is answered 503.
 const ATTEMPTS: u32 = 3;
+/// The answer to a request that arrives while the service stops.
+const STOPPING: &str = "the service is stopping; retry the same request";
 
 struct Request {
     events: Vec<FeedbackEvent>,
@@ -61,10 +63,8 @@ impl EventIntake for EmbeddedIntake {
         self.queue
             .send(Request { events, reply })
             .await
-            .map_err(|_| "the service is stopping; retry the same request".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the service is stopping; retry the same request".to_owned())?
+            .map_err(|_| STOPPING.to_owned())?;
+        answer.await.map_err(|_| STOPPING.to_owned())?
     }
 }
 
@@ -158,12 +158,10 @@ pub async fn store_file(
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut outcome = FileOutcome::default();
     let mut batch = Vec::new();
-    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop(); // the final newline
-    }
-    for (index, line) in lines.into_iter().enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for (index, line) in closeloop_core::json::json_lines(&text)
+        .into_iter()
+        .enumerate()
+    {
         match closeloop_core::parse_event(line, max_event_bytes) {
             Ok(event) => batch.push((event, None)),
             Err(error) => outcome.refused.push((index + 1, error.to_string())),

@@ -606,15 +606,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         auth_required: settings.auth.required,
         metrics_token: settings.http.metrics_token.clone(),
         watcher_domains: Arc::new(settings.cases.watcher_domains.clone()),
-        trusted_proxies: Arc::new(
-            settings
-                .http
-                .trusted_proxies
-                .iter()
-                .map(|range| range.parse())
-                .collect::<Result<_, _>>()
-                .context("http.trusted_proxies")?,
-        ),
+        trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
         timeouts: closeloop_api::HttpTimeouts {
             header_read: settings.http.header_read_timeout,
             request: settings.http.request_timeout,

@@ -138,8 +138,8 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// CIDR ranges of reverse proxies whose `X-Forwarded-For` / `Forwarded`
     /// headers name the client (for the rate limit); others are ignored.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    #[serde(default, deserialize_with = "cidr_ranges")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `/metrics` (with per-owner loop figures) needs this bearer token when
     /// set; unset, it is open to whoever reaches the listener.
     #[serde(default)]
@@ -575,11 +575,6 @@ impl Settings {
                 self.log.format
             );
         }
-        for range in &self.http.trusted_proxies {
-            if !is_cidr(range) {
-                bail!("http.trusted_proxies: \"{range}\" is not a CIDR range like 10.0.0.0/8 (one proxy: 10.0.0.5/32)");
-            }
-        }
         self.http
             .listen
             .parse::<std::net::SocketAddr>()
@@ -693,16 +688,19 @@ fn mask_url_password(url: &str) -> String {
     }
 }
 
-/// `10.0.0.0/8`, `2001:db8::/32`.
-fn is_cidr(text: &str) -> bool {
-    text.split_once('/').is_some_and(|(ip, bits)| {
-        let max = match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => 32,
-            Ok(std::net::IpAddr::V6(_)) => 128,
-            Err(_) => return false,
-        };
-        bits.parse::<u8>().is_ok_and(|b| b <= max)
-    })
+/// A list of CIDR ranges (`10.0.0.0/8`, `2001:db8::/32`), refused with the
+/// range that is not one.
+fn cidr_ranges<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|range| {
+            range.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "\"{range}\" is not a CIDR range like 10.0.0.0/8 (one proxy: 10.0.0.5/32)"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// True when the URL's host is a loopback address or `localhost`.
@@ -729,6 +727,16 @@ mod tests {
     /// would set them (written into a copy, since tests share one process
     /// environment).
     fn shipped_with(public_url: &str, mode: &str) -> anyhow::Result<Settings> {
+        shipped_edited(public_url, mode, |text| text)
+    }
+
+    /// The shipped configuration with the given public URL and mode, then
+    /// `edit`ed.
+    fn shipped_edited(
+        public_url: &str,
+        mode: &str,
+        edit: impl Fn(String) -> String,
+    ) -> anyhow::Result<Settings> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let text = std::fs::read_to_string(root.join("config/closeloop.toml"))?
             .replace(
@@ -746,8 +754,29 @@ mod tests {
             .replace("mode = \"single-node\"", &format!("mode = \"{mode}\""));
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("closeloop.toml");
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, edit(text))?;
         Settings::load(&path)
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_ranges_named_when_wrong() {
+        let with = |ranges: &'static str| {
+            shipped_edited("http://127.0.0.1:8080", "single-node", move |text| {
+                text.replace(
+                    "rate_limit_burst = 200",
+                    &format!("rate_limit_burst = 200\ntrusted_proxies = {ranges}"),
+                )
+            })
+        };
+        let settings = with(r#"["10.0.0.0/8", "2001:db8::/32"]"#).unwrap();
+        assert_eq!(settings.http.trusted_proxies.len(), 2);
+        for bad in [r#"["10.0.0.1"]"#, r#"["10.0.0.0/33"]"#, r#"["proxy"]"#] {
+            let error = format!("{:#}", with(bad).unwrap_err());
+            assert!(
+                error.contains("trusted_proxies") && error.contains("is not a CIDR range"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]
