@@ -712,3 +712,70 @@ async fn the_fatigue_cap_sends_the_overflow_to_a_digest() {
         emails.iter().map(|e| &e.subject).collect::<Vec<_>>()
     );
 }
+
+/// Rows that the first release wrote (format version 1, no
+/// `payload_version` column then) are read and delivered by this build:
+/// a case email, a case webhook, a digest and a follow-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_rows_of_the_first_format_are_delivered() {
+    let h = Harness::new().await;
+    let case = h.open_cases(1).await[0];
+    sqlx::query("UPDATE outbox SET status = 'sent'")
+        .execute(&h.env.db)
+        .await
+        .unwrap();
+    let fixtures = std::fs::read_to_string(repo_root().join("tests/data/outbox-v1/rows.json"))
+        .unwrap()
+        .replace("$WEBHOOK_URL", &h.env.webhooks.url);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&fixtures).unwrap();
+    for row in &rows {
+        let per_case = row["event_type"].as_str().unwrap().starts_with("case.");
+        sqlx::query(
+            "INSERT INTO outbox (id, case_id, channel, event_type, recipient, payload, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(per_case.then_some(case))
+        .bind(row["channel"].as_str())
+        .bind(row["event_type"].as_str())
+        .bind(row["recipient"].as_str())
+        .bind(&row["payload"])
+        .bind(h.clock.now())
+        .execute(&h.env.db)
+        .await
+        .unwrap();
+    }
+    h.dispatcher(&[0, 60]).tick().await.unwrap();
+    let statuses: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT channel, event_type, status FROM outbox WHERE payload->'data'->>'event_id' = 'legacy-1'
+            OR event_type IN ('digest', 'followup') ORDER BY seq",
+    )
+    .fetch_all(&h.env.db)
+    .await
+    .unwrap();
+    let expected: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap().to_owned();
+            (field("channel"), field("event_type"), "sent".to_owned())
+        })
+        .collect();
+    assert_eq!(statuses, expected);
+    let emails = eventually("three emails", Duration::from_secs(10), || async {
+        let e = h.env.smtp.emails();
+        (e.len() >= 3).then_some(e)
+    })
+    .await;
+    let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
+    assert!(
+        emails
+            .iter()
+            .all(|e| e.text.contains("0193a1b2-0000-7000-8000-00000000c0de")),
+        "every email shows the stored case: {subjects:?}"
+    );
+    assert!(subjects.contains(&"1 client à rappeler"), "{subjects:?}");
+    let (webhooks, _) = h.env.webhooks.wait_for(1, Duration::from_secs(10)).await;
+    let body = webhooks[0].json();
+    assert_eq!(body["data"]["event_id"], "legacy-1");
+    assert!(webhook_validator().is_valid(&body), "{body}");
+}

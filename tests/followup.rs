@@ -441,6 +441,102 @@ async fn the_recovery_loop() {
     );
 }
 
+/// An owner's `reopen` and a customer's new alerting answer are one
+/// transition: both write a `reopen` line and both email the owner and
+/// call their webhook with `case.reopened`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_reopen_paths_notify_alike() {
+    let env = TestEnv::new(Options::default()).await;
+    let _service = env.start_service().await;
+    let (by_answer, by_owner) = (format!("C-A-{}", env.name), format!("C-O-{}", env.name));
+    env.publish(&env.write_events(
+        "first.jsonl",
+        &[
+            answer(&format!("a1-{}", env.name), &by_answer, 2, "colis perdu"),
+            answer(&format!("o1-{}", env.name), &by_owner, 1, "vendeur absent"),
+        ],
+    ));
+    let answer_case = env.case_id_of(&format!("a1-{}", env.name)).await;
+    let owner_case = env.case_id_of(&format!("o1-{}", env.name)).await;
+    resolve(&env, answer_case).await;
+    resolve(&env, owner_case).await;
+
+    let (status, body) = post(
+        env.api(&format!("/v1/cases/{owner_case}/reopen")),
+        json!({"actor": "claire.martin", "reason": "la cliente a rappelé"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    env.publish(&env.write_events(
+        "second.jsonl",
+        &[answer(
+            &format!("a2-{}", env.name),
+            &by_answer,
+            0,
+            "toujours rien",
+        )],
+    ));
+    for case in [answer_case, owner_case] {
+        let detail = eventually("the case reopened", LONG, || async {
+            let case = env.get_json(&format!("/v1/cases/{case}")).await;
+            (case["status"] == "reopened").then_some(case)
+        })
+        .await;
+        let last = detail["history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["action"], "reopen", "{detail}");
+        assert_eq!(last["to_status"], "reopened", "{detail}");
+    }
+    let notified = |case: Uuid| {
+        let env = &env;
+        async move {
+            let mut kinds = Vec::new();
+            for channel in ["email", "webhook"] {
+                let n = env
+                    .count(&format!(
+                        "SELECT count(*) FROM outbox WHERE case_id = '{case}'
+                         AND event_type = 'case.reopened' AND channel = '{channel}'"
+                    ))
+                    .await;
+                kinds.push((channel, n));
+            }
+            kinds
+        }
+    };
+    let expected = vec![("email", 1), ("webhook", 1)];
+    assert_eq!(
+        notified(answer_case).await,
+        expected,
+        "reopened by the answer"
+    );
+    assert_eq!(
+        notified(owner_case).await,
+        expected,
+        "reopened by the owner"
+    );
+    for case in [answer_case, owner_case] {
+        let sent = format!(
+            "SELECT count(*) FROM outbox WHERE case_id = '{case}' AND event_type = 'case.reopened'
+             AND channel = 'email' AND status = 'sent'"
+        );
+        eventually("the owner's reopening email sent", LONG, || async {
+            (env.count(&sent).await == 1).then_some(())
+        })
+        .await;
+    }
+    let links = env
+        .smtp
+        .emails()
+        .into_iter()
+        .filter(|e| e.to == CLAIRE && e.text.contains(&format!("/cases/{owner_case}")))
+        .count();
+    assert_eq!(links, 2, "the alert, then the reopening");
+}
+
 fn event_at(event_id: &str, customer: &str, store: &str, region: &str) -> String {
     json!({
         "event_id": event_id,

@@ -65,6 +65,24 @@ impl Status {
     pub fn is_active(self) -> bool {
         !matches!(self, Status::Resolved | Status::Closed)
     }
+
+    /// The stored names of the active statuses (for queries).
+    pub fn active_names() -> Vec<&'static str> {
+        Status::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .map(Status::as_str)
+            .collect()
+    }
+
+    /// The stored names of the statuses a case ends in (for queries).
+    pub fn done_names() -> Vec<&'static str> {
+        Status::ALL
+            .into_iter()
+            .filter(|s| !s.is_active())
+            .map(Status::as_str)
+            .collect()
+    }
 }
 
 impl fmt::Display for Status {
@@ -183,6 +201,9 @@ impl CaseEventType {
 pub enum Effect {
     /// Tell the owner's webhook endpoint (if any) about the change.
     NotifyWebhook(CaseEventType),
+    /// Email the owner about the change (a reopened case is theirs to call
+    /// again, whoever reopened it).
+    EmailOwner(CaseEventType),
     /// The case now belongs to this owner: update it and tell them.
     ChangeOwner(String),
 }
@@ -358,7 +379,10 @@ impl CaseState {
                 next.root_cause = None;
                 (
                     Some(reason.clone()),
-                    vec![Effect::NotifyWebhook(CaseEventType::Reopened)],
+                    vec![
+                        Effect::EmailOwner(CaseEventType::Reopened),
+                        Effect::NotifyWebhook(CaseEventType::Reopened),
+                    ],
                 )
             }
             Command::Close { note } => {

@@ -13,10 +13,13 @@
 //! - [`owners`]: the owner directory and routing.
 //! - [`policy`]: rules + owners → the [`Alert`] an event calls for.
 //! - [`case`]: the case state machine.
+//! - [`batch`]: the intake's plan for a batch (new cases, attachments,
+//!   silences, recovery and reopening, fatigue cap).
 //! - [`access`]: roles, a manager's scope, token hashing.
 //! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation.
 
 pub mod access;
+pub mod batch;
 pub mod case;
 pub mod cel;
 pub mod coalesce;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use closeloop_store::CaseView;
+use closeloop_wire::CaseV1;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -100,7 +100,7 @@ impl EmailSender {
         &self,
         delivery_id: &str,
         to: &str,
-        case: &CaseView,
+        case: &CaseV1,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String> {
         let actions = self
@@ -118,7 +118,7 @@ impl EmailSender {
         delivery_id: &str,
         to: &str,
         locale: &str,
-        cases: &[CaseView],
+        cases: &[CaseV1],
     ) -> Result<String> {
         let email = self.templates.render_digest(locale, cases)?;
         self.send_rendered(delivery_id, to, email).await
@@ -129,7 +129,7 @@ impl EmailSender {
         &self,
         delivery_id: &str,
         to: &str,
-        payload: &closeloop_store::FollowupPayload,
+        payload: &closeloop_wire::FollowupV1,
     ) -> Result<String> {
         let email = self.templates.render_followup(payload)?;
         self.send_rendered(delivery_id, to, email).await

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use closeloop_core::links::{sign, LinkAction, LinkClaims};
-use closeloop_store::CaseView;
+use closeloop_wire::CaseV1;
 use serde::Serialize;
 
 /// One action link, as templates see it.
@@ -50,7 +50,7 @@ impl LinkSigner {
     }
 
     /// Every action link for `case` at its current version, valid for the TTL.
-    pub fn links(&self, case: &CaseView, now: DateTime<Utc>) -> Vec<ActionLink> {
+    pub fn links(&self, case: &CaseV1, now: DateTime<Utc>) -> Vec<ActionLink> {
         let mut actions = vec![
             ("acknowledge", None, LinkAction::Acknowledge),
             ("reached", None, LinkAction::Reached),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use closeloop_core::parse_event;
-use closeloop_store::{CaseView, FollowupItem, FollowupPayload, Notice};
+use closeloop_wire::{CaseV1, FollowupItem, FollowupV1, Notice};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -124,11 +124,11 @@ struct FollowupContext<'a> {
 }
 
 /// "NPS 3, CES 2": the scores present, in a fixed order.
-pub fn scores_text(case: &CaseView) -> String {
+pub fn scores_text(case: &CaseV1) -> String {
     case.event.scores.summary()
 }
 
-fn context<'a>(case: &'a CaseView, actions: &'a [crate::links::ActionLink]) -> AlertContext<'a> {
+fn context<'a>(case: &'a CaseV1, actions: &'a [crate::links::ActionLink]) -> AlertContext<'a> {
     let event = &case.event;
     AlertContext {
         severity: case.severity.as_str(),
@@ -246,7 +246,7 @@ impl EmailTemplates {
     /// Render the alert for `case` in its owner's language.
     pub fn render(
         &self,
-        case: &CaseView,
+        case: &CaseV1,
         actions: &[crate::links::ActionLink],
     ) -> Result<RenderedEmail> {
         self.render_language(&self.language(&case.owner_locale), case, actions)
@@ -254,13 +254,13 @@ impl EmailTemplates {
     }
 
     /// Render a digest of `cases` in `locale`'s language.
-    pub fn render_digest(&self, locale: &str, cases: &[CaseView]) -> Result<RenderedEmail> {
+    pub fn render_digest(&self, locale: &str, cases: &[CaseV1]) -> Result<RenderedEmail> {
         self.render_digest_language(&self.language(locale), cases)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
     }
 
     /// Render a follow-up email (reminders, escalations, watcher notices).
-    pub fn render_followup(&self, payload: &FollowupPayload) -> Result<RenderedEmail> {
+    pub fn render_followup(&self, payload: &FollowupV1) -> Result<RenderedEmail> {
         self.render_followup_language(&self.language(&payload.locale), payload)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
     }
@@ -268,7 +268,7 @@ impl EmailTemplates {
     fn render_followup_language(
         &self,
         language: &str,
-        payload: &FollowupPayload,
+        payload: &FollowupV1,
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
         let items = payload
             .items
@@ -334,7 +334,7 @@ impl EmailTemplates {
     fn render_digest_language(
         &self,
         language: &str,
-        cases: &[CaseView],
+        cases: &[CaseV1],
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
         let items: Vec<DigestItem<'_>> = cases
             .iter()
@@ -370,7 +370,7 @@ impl EmailTemplates {
     fn render_language(
         &self,
         language: &str,
-        case: &CaseView,
+        case: &CaseV1,
         actions: &[crate::links::ActionLink],
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
         let ctx = context(case, actions);
@@ -390,7 +390,7 @@ fn notice_name(notice: Notice) -> &'static str {
 
 /// One follow-up of each notice alone, and a summary of all, to exercise
 /// templates at load.
-fn sample_followups(case: &CaseView) -> Vec<FollowupPayload> {
+fn sample_followups(case: &CaseV1) -> Vec<FollowupV1> {
     let item = |notice: Notice| FollowupItem {
         notice,
         stage: Some(closeloop_core::sla::Stage::FirstContact),
@@ -405,8 +405,7 @@ fn sample_followups(case: &CaseView) -> Vec<FollowupPayload> {
         Notice::Acknowledged,
         Notice::Resolved,
     ];
-    let payload = |items: Vec<FollowupItem>| FollowupPayload {
-        kind: "followup".into(),
+    let payload = |items: Vec<FollowupItem>| FollowupV1 {
         recipient_name: "Recipient".into(),
         locale: "en".into(),
         built_at: case.created_at,
@@ -439,7 +438,7 @@ fn sample_actions() -> Vec<crate::links::ActionLink> {
 }
 
 /// A case with every optional field set, to exercise templates at load.
-fn sample_case() -> CaseView {
+fn sample_case() -> CaseV1 {
     let event = parse_event(
         br#"{"event_id":"sample","occurred_at":"2026-11-20T10:15:00+01:00","source":"sample",
             "customer":{"id":"C-1","name":"Julie Moreau","email":"julie@example.org","phone":"+33 6 12 34 56 78"},
@@ -452,7 +451,7 @@ fn sample_case() -> CaseView {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:16:00Z")
         .expect("valid")
         .with_timezone(&chrono::Utc);
-    CaseView {
+    CaseV1 {
         id: uuid::Uuid::nil(),
         url: "https://closeloop.example/cases/sample".into(),
         version: 1,
@@ -489,7 +488,7 @@ mod tests {
             .unwrap()
     }
 
-    fn case(locale: &str) -> CaseView {
+    fn case(locale: &str) -> CaseV1 {
         let mut case = sample_case();
         case.owner_locale = locale.into();
         case.event.comment = Some("Livraison avec <trois> jours de retard".into());

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use closeloop_store::{CaseView, Delivery, DeliveryResult, DigestPayload, Store};
+use closeloop_store::{Delivery, DeliveryResult, Store};
+use closeloop_wire::OutboxMessage;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -328,43 +329,32 @@ impl Dispatcher {
 
     async fn send(&self, delivery: &Delivery) -> Result<String, NotifyError> {
         let id = delivery.id.to_string();
-        match delivery.channel.as_str() {
-            "email" if delivery.event_type == "digest" => {
-                let digest: DigestPayload = serde_json::from_value(delivery.payload.clone())
-                    .map_err(|e| {
-                        NotifyError::Permanent(format!("unreadable digest payload: {e}"))
-                    })?;
+        let message = delivery
+            .message()
+            .map_err(|e| NotifyError::Permanent(e.to_string()))?;
+        match message {
+            OutboxMessage::Digest(digest) => {
                 self.email
                     .send_digest(&id, &delivery.recipient, &digest.locale, &digest.cases)
                     .await
             }
-            "email" if delivery.event_type == "followup" => {
-                let followup: closeloop_store::FollowupPayload =
-                    serde_json::from_value(delivery.payload.clone()).map_err(|e| {
-                        NotifyError::Permanent(format!("unreadable follow-up payload: {e}"))
-                    })?;
+            OutboxMessage::Followup(followup) => {
                 self.email
                     .send_followup(&id, &delivery.recipient, &followup)
                     .await
             }
-            "email" => {
-                let case: CaseView = serde_json::from_value(delivery.payload["data"].clone())
-                    .map_err(|e| {
-                        NotifyError::Permanent(format!("unreadable outbox payload: {e}"))
-                    })?;
+            OutboxMessage::CaseEmail(body) => {
                 self.email
-                    .send(&id, &delivery.recipient, &case, self.clock.now())
+                    .send(&id, &delivery.recipient, &body.data, self.clock.now())
                     .await
             }
-            "webhook" => {
-                let body = serde_json::to_vec(&delivery.payload).map_err(|e| {
-                    NotifyError::Permanent(format!("unreadable outbox payload: {e}"))
-                })?;
+            OutboxMessage::CaseWebhook(body) => {
+                let body = serde_json::to_vec(&body)
+                    .map_err(|e| NotifyError::Permanent(format!("unwritable webhook body: {e}")))?;
                 self.webhook
                     .send(&delivery.recipient, &id, self.clock.now().timestamp(), body)
                     .await
             }
-            other => Err(NotifyError::Permanent(format!("unknown channel {other}"))),
         }
     }
 }

@@ -5,66 +5,14 @@
 //! webhook for the owner commit together.
 
 use chrono::{DateTime, Utc};
-use closeloop_core::sla::Deadlines;
-use closeloop_core::{
-    CaseEventType, CaseState, Command, Effect, FeedbackEvent, Owner, Severity, Status,
-};
+use closeloop_core::{Command, Owner, Status};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::intake::OutboxRows;
-use crate::sla::Notice;
+use crate::outbox_write::OutboxRows;
+use crate::transition::Applied;
+use crate::views::{CaseRow, CaseView, CASE_COLUMNS};
 use crate::{Result, Store, StoreError};
-
-/// A case as the API and webhooks show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseView {
-    pub id: Uuid,
-    /// The case's page, for people.
-    pub url: String,
-    pub version: i32,
-    pub status: Status,
-    pub severity: Severity,
-    pub owner_id: String,
-    pub owner_name: String,
-    /// BCP 47 tag choosing the language of notifications.
-    pub owner_locale: String,
-    /// How the owner was found: rule, store, region or default.
-    pub route: String,
-    pub rule_ids: Vec<String>,
-    pub channels: Vec<String>,
-    pub event_id: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub first_contact_at: Option<DateTime<Utc>>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-    pub root_cause: Option<String>,
-    pub contact_attempts: i32,
-    /// The triggering event, with the customer's contact details.
-    pub event: FeedbackEvent,
-    /// The SLA clocks; absent when the case's severity has no targets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sla: Option<CaseSla>,
-    /// When a later promoter response from the same customer closed the
-    /// recovery loop.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovered_at: Option<DateTime<Utc>>,
-}
-
-/// Where a case stands against its SLA.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseSla {
-    pub deadlines: Deadlines,
-    /// 0: not escalated; 1: the owner's manager was told; and so on.
-    pub escalation_level: i16,
-    /// Flagged: since when a deadline is missed.
-    pub overdue_since: Option<DateTime<Utc>>,
-    /// The clocks are paused (waiting on the customer) since then.
-    pub paused_at: Option<DateTime<Utc>>,
-}
 
 /// One history line as shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -130,114 +78,6 @@ pub struct CaseFilter {
     pub offset: i64,
     /// A manager's scope: only cases it covers.
     pub scope: Option<closeloop_core::access::Scope>,
-}
-
-#[derive(sqlx::FromRow)]
-struct CaseRow {
-    id: Uuid,
-    version: i32,
-    status: String,
-    severity: String,
-    owner_id: String,
-    owner_name: String,
-    owner_locale: String,
-    owner_webhook_url: Option<String>,
-    route: String,
-    rule_ids: Vec<String>,
-    channels: Vec<String>,
-    event_id: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    acknowledged_at: Option<DateTime<Utc>>,
-    first_contact_at: Option<DateTime<Utc>>,
-    resolved_at: Option<DateTime<Utc>>,
-    closed_at: Option<DateTime<Utc>>,
-    resolved_by: Option<String>,
-    root_cause: Option<String>,
-    contact_attempts: i32,
-    event: serde_json::Value,
-    deadlines: Option<serde_json::Value>,
-    escalation_level: i16,
-    overdue_since: Option<DateTime<Utc>>,
-    paused_at: Option<DateTime<Utc>>,
-    recovered_at: Option<DateTime<Utc>>,
-}
-
-const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_locale, owner_webhook_url, route, rule_ids,
-    channels, event_id, created_at, updated_at, acknowledged_at, first_contact_at, resolved_at, closed_at,
-    resolved_by, root_cause, contact_attempts, event, deadlines, escalation_level, overdue_since, paused_at, recovered_at";
-
-impl CaseRow {
-    fn into_view(self, store: &Store) -> Result<CaseView> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("case {}: {what}", self.id));
-        let sla = match &self.deadlines {
-            None => None,
-            Some(value) => Some(CaseSla {
-                deadlines: serde_json::from_value(value.clone())
-                    .map_err(|e| corrupt(&format!("deadlines: {e}")))?,
-                escalation_level: self.escalation_level,
-                overdue_since: self.overdue_since,
-                paused_at: self.paused_at,
-            }),
-        };
-        Ok(CaseView {
-            sla,
-            recovered_at: self.recovered_at,
-            url: store.case_url(self.id),
-            status: Status::parse(&self.status).ok_or_else(|| corrupt("unknown status"))?,
-            severity: Severity::parse(&self.severity).ok_or_else(|| corrupt("unknown severity"))?,
-            event: serde_json::from_value(self.event.clone())
-                .map_err(|e| corrupt(&e.to_string()))?,
-            id: self.id,
-            version: self.version,
-            owner_id: self.owner_id,
-            owner_name: self.owner_name,
-            owner_locale: self.owner_locale,
-            route: self.route,
-            rule_ids: self.rule_ids,
-            channels: self.channels,
-            event_id: self.event_id,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            acknowledged_at: self.acknowledged_at,
-            first_contact_at: self.first_contact_at,
-            resolved_at: self.resolved_at,
-            closed_at: self.closed_at,
-            resolved_by: self.resolved_by,
-            root_cause: self.root_cause,
-            contact_attempts: self.contact_attempts,
-        })
-    }
-}
-
-impl CaseView {
-    fn state(&self) -> CaseState {
-        CaseState {
-            status: self.status,
-            version: self.version,
-            acknowledged_at: self.acknowledged_at,
-            first_contact_at: self.first_contact_at,
-            resolved_at: self.resolved_at,
-            closed_at: self.closed_at,
-            root_cause: self.root_cause.clone(),
-            contact_attempts: self.contact_attempts,
-        }
-    }
-}
-
-/// The webhook body announcing `event_type` for a case (Standard Webhooks
-/// shape: `type`, `timestamp`, `data`). Frozen in the outbox, so every retry
-/// sends the same bytes.
-pub(crate) fn webhook_body(
-    event_type: CaseEventType,
-    case: &CaseView,
-    now: DateTime<Utc>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "type": event_type.as_str(),
-        "timestamp": now,
-        "data": case,
-    })
 }
 
 impl Store {
@@ -406,7 +246,6 @@ impl Store {
         now: DateTime<Utc>,
         ctx: ApplyContext<'_>,
     ) -> Result<CaseDetail> {
-        let root_causes = ctx.root_causes;
         let mut tx = self.pool.begin().await?;
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE");
         let row: CaseRow = sqlx::query_as(&sql)
@@ -414,155 +253,61 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::CaseNotFound(id))?;
-        if let Some(LinkUse {
-            version,
-            nonce,
-            action,
-        }) = ctx.link
-        {
-            // The case row is locked: two clicks of one link serialize here.
-            let used: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_links WHERE nonce = $1)")
-                    .bind(nonce)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if used {
-                return Err(StoreError::LinkUsed);
-            }
-            if row.version != version {
-                return Err(StoreError::StaleVersion {
-                    expected: version,
-                    actual: row.version,
-                });
-            }
-            let fresh = sqlx::query("INSERT INTO used_links (nonce, case_id, action, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                .bind(nonce)
-                .bind(id)
-                .bind(action)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if fresh.rows_affected() == 0 {
-                return Err(StoreError::LinkUsed);
-            }
+        if let Some(link) = ctx.link {
+            use_link(&mut tx, &row, link, now).await?;
         }
-        let webhook_url = row.owner_webhook_url.clone();
-        let mut view = row.into_view(self)?;
-        let transition = view.state().apply(command, actor, now, root_causes)?;
-        let next = &transition.state;
-        let resolved_by = match next.status {
-            Status::Resolved => Some(actor.to_owned()),
-            Status::Closed => view.resolved_by.clone(),
-            _ => None,
+        let state = row.clone().into_view(self)?.state();
+        let transition = state.apply(command, actor, now, ctx.root_causes)?;
+        let applied = Applied {
+            command,
+            transition: &transition,
+            actor,
+            new_owner: ctx.new_owner,
+            shown_event: None,
         };
-        sqlx::query(
-            "UPDATE cases SET status = $2, version = $3, updated_at = $4, acknowledged_at = $5,
-                    first_contact_at = $6, resolved_at = $7, closed_at = $8, root_cause = $9,
-                    contact_attempts = $10, resolved_by = $11
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(next.status.as_str())
-        .bind(next.version)
-        .bind(now)
-        .bind(next.acknowledged_at)
-        .bind(next.first_contact_at)
-        .bind(next.resolved_at)
-        .bind(next.closed_at)
-        .bind(&next.root_cause)
-        .bind(next.contact_attempts)
-        .bind(&resolved_by)
-        .execute(&mut *tx)
-        .await?;
-        let entry = &transition.entry;
-        sqlx::query(
-            "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(entry.at)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(entry.from_status.map(Status::as_str))
-        .bind(entry.to_status.as_str())
-        .bind(&entry.note)
-        .bind(&entry.details)
-        .execute(&mut *tx)
-        .await?;
-
-        view.status = next.status;
-        view.version = next.version;
-        view.updated_at = now;
-        view.acknowledged_at = next.acknowledged_at;
-        view.first_contact_at = next.first_contact_at;
-        view.resolved_at = next.resolved_at;
-        view.closed_at = next.closed_at;
-        view.root_cause = next.root_cause.clone();
-        view.contact_attempts = next.contact_attempts;
-        view.resolved_by = resolved_by;
-        let mut webhook_url = webhook_url;
         let mut outbox = OutboxRows::default();
-        for effect in &transition.effects {
-            let Effect::ChangeOwner(owner_id) = effect else {
-                continue;
-            };
-            let owner = ctx.new_owner.filter(|o| &o.id == owner_id).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "reassignment to {owner_id} without its directory entry"
-                ))
-            })?;
-            sqlx::query(
-                "UPDATE cases SET owner_id = $2, owner_name = $3, owner_email = $4, owner_webhook_url = $5, owner_locale = $6
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&owner.id)
-            .bind(&owner.name)
-            .bind(&owner.email)
-            .bind(&owner.webhook_url)
-            .bind(&owner.locale)
-            .execute(&mut *tx)
+        self.write_transition(&mut tx, row, &applied, now, &mut outbox)
             .await?;
-            view.owner_id = owner.id.clone();
-            view.owner_name = owner.name.clone();
-            view.owner_locale = owner.locale.clone();
-            webhook_url = owner.webhook_url.clone();
-            // The new owner learns of the case as its first owner did.
-            outbox.push(
-                id,
-                "email",
-                CaseEventType::Updated,
-                &owner.email,
-                webhook_body(CaseEventType::Updated, &view, now),
-            );
-        }
-        self.track_clocks(&mut tx, id, command, &transition, now)
-            .await?;
-        for effect in &transition.effects {
-            let notice = match effect {
-                Effect::NotifyWebhook(CaseEventType::Acknowledged) => Notice::Acknowledged,
-                Effect::NotifyWebhook(CaseEventType::Resolved) => Notice::Resolved,
-                _ => continue,
-            };
-            self.tell_watchers(&mut tx, &mut outbox, &view, notice, actor, now)
-                .await?;
-        }
-        if let Some(url) = &webhook_url {
-            for effect in &transition.effects {
-                let Effect::NotifyWebhook(event_type) = effect else {
-                    continue;
-                };
-                outbox.push(
-                    id,
-                    "webhook",
-                    *event_type,
-                    url,
-                    webhook_body(*event_type, &view, now),
-                );
-            }
-        }
         outbox.insert(&mut tx, now).await?;
         tx.commit().await?;
         self.case_detail(id).await
     }
+}
+
+/// Spend a one-click link: only if the case is still at the link's version
+/// and its nonce was never used. The case row is locked: two clicks of one
+/// link serialize here.
+async fn use_link(
+    tx: &mut sqlx::PgConnection,
+    row: &CaseRow,
+    link: LinkUse<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let used: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_links WHERE nonce = $1)")
+            .bind(link.nonce)
+            .fetch_one(&mut *tx)
+            .await?;
+    if used {
+        return Err(StoreError::LinkUsed);
+    }
+    if row.version != link.version {
+        return Err(StoreError::StaleVersion {
+            expected: link.version,
+            actual: row.version,
+        });
+    }
+    let fresh = sqlx::query(
+        "INSERT INTO used_links (nonce, case_id, action, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(link.nonce)
+    .bind(row.id)
+    .bind(link.action)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if fresh.rows_affected() == 0 {
+        return Err(StoreError::LinkUsed);
+    }
+    Ok(())
 }

@@ -9,22 +9,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use closeloop_wire::{DigestV1, OutboxMessage};
 use uuid::Uuid;
 
-use crate::cases::CaseView;
+use crate::outbox_write::OutboxRows;
+use crate::views::CaseView;
 use crate::{Result, Store};
-
-/// The outbox payload of a digest email.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DigestPayload {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub owner_id: String,
-    pub locale: String,
-    pub built_at: DateTime<Utc>,
-    pub cases: Vec<CaseView>,
-}
 
 impl Store {
     /// Queue one digest email per owner holding due items. Returns how many
@@ -51,26 +41,22 @@ impl Store {
                 .push(case_id);
         }
         let count = by_owner.len();
+        let mut outbox = OutboxRows::default();
+        let mut batches = Vec::with_capacity(count);
         for ((owner_id, recipient, locale), case_ids) in by_owner {
             let cases = self.case_views(&case_ids).await?;
-            let payload = DigestPayload {
-                kind: "digest".into(),
+            let message = OutboxMessage::Digest(DigestV1 {
                 owner_id,
                 locale,
                 built_at: now,
-                cases,
-            };
-            let id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO outbox (id, case_id, channel, event_type, recipient, payload, next_attempt_at, created_at)
-                 VALUES ($1, NULL, 'email', 'digest', $2, $3, $4, $4)",
-            )
-            .bind(id)
-            .bind(&recipient)
-            .bind(serde_json::to_value(&payload).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                cases: cases.iter().map(CaseView::to_wire).collect(),
+            });
+            outbox.push(None, &recipient, message);
+            batches.push(case_ids);
+        }
+        let ids = outbox.ids().to_vec();
+        outbox.insert(&mut tx, now).await?;
+        for (id, case_ids) in ids.into_iter().zip(batches) {
             sqlx::query("UPDATE digest_items SET outbox_id = $1 WHERE case_id = ANY($2)")
                 .bind(id)
                 .bind(&case_ids)

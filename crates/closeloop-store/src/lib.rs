@@ -12,21 +12,26 @@
 mod cases;
 mod digest;
 mod error;
+mod history;
 mod intake;
+mod intake_rows;
+mod intake_write;
 mod keys;
 mod metrics;
 mod outbox;
+mod outbox_write;
 mod silences;
 mod sla;
 mod tokens;
+mod transition;
+mod views;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use cases::{CaseDetail, CaseFilter, CaseSla, CaseView, DeliveryView, HistoryView, LinkUse};
-pub use digest::DigestPayload;
+pub use cases::{CaseDetail, CaseFilter, DeliveryView, HistoryView, LinkUse};
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
 pub use metrics::{LoopMetricsRow, RootCauseRow, ScoreRow};
@@ -34,11 +39,9 @@ pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };
 pub use silences::SilenceView;
-pub use sla::{
-    FollowupItem, FollowupPayload, Notice, Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome,
-    WatcherView,
-};
+pub use sla::{Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome, WatcherView};
 pub use tokens::TokenView;
+pub use views::{CaseSla, CaseView};
 
 /// Static settings the store needs to render what it stores.
 #[derive(Debug, Clone)]

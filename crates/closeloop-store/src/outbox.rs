@@ -7,6 +7,7 @@
 //! of the same case and channel is still pending: per-case order is kept.
 
 use chrono::{DateTime, Utc};
+use closeloop_wire::{OutboxMessage, WireError};
 use uuid::Uuid;
 
 use crate::{Result, Store};
@@ -22,9 +23,23 @@ pub struct Delivery {
     pub event_type: String,
     pub recipient: String,
     pub payload: serde_json::Value,
+    /// The format of `payload` (`closeloop_wire::OUTBOX_VERSION` when written).
+    pub payload_version: i16,
     /// The number of this attempt, from 1.
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// The message, read back through its version.
+    pub fn message(&self) -> std::result::Result<OutboxMessage, WireError> {
+        OutboxMessage::decode(
+            self.payload_version,
+            &self.channel,
+            &self.event_type,
+            self.payload.clone(),
+        )
+    }
 }
 
 /// How an attempt ended.
@@ -68,7 +83,7 @@ impl Store {
              UPDATE outbox SET locked_until = $2, attempts = outbox.attempts + 1
              FROM due WHERE outbox.id = due.id
              RETURNING outbox.id, outbox.case_id, outbox.channel, outbox.event_type, outbox.recipient,
-                       outbox.payload, outbox.attempts, outbox.created_at",
+                       outbox.payload, outbox.payload_version, outbox.attempts, outbox.created_at",
         )
         .bind(now)
         .bind(lease_until)

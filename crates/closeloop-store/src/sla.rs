@@ -16,50 +16,12 @@ use closeloop_core::{CaseEventType, Command, Severity, Status, Transition};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::cases::{webhook_body, CaseView};
-use crate::intake::OutboxRows;
+use closeloop_core::Channel;
+use closeloop_wire::{FollowupItem, FollowupV1, Notice, OutboxMessage};
+
+use crate::outbox_write::OutboxRows;
+use crate::views::{webhook_body, CaseView};
 use crate::{Result, Store, StoreError};
-
-/// Why a follow-up email talks about a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Notice {
-    /// A deadline is near (to the owner).
-    Reminder,
-    /// A deadline passed and the case comes up to you (the next level).
-    Escalation,
-    /// A deadline passed and nobody is above the owner: the owner is told.
-    Overdue,
-    /// A case you watch was acknowledged.
-    Acknowledged,
-    /// A case you watch was resolved.
-    Resolved,
-}
-
-/// One case in a follow-up email.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FollowupItem {
-    pub notice: Notice,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<Stage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub due_at: Option<DateTime<Utc>>,
-    /// Who acted (acknowledged or resolved).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    pub case: CaseView,
-}
-
-/// The outbox payload of a follow-up email.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FollowupPayload {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub recipient_name: String,
-    pub locale: String,
-    pub built_at: DateTime<Utc>,
-    pub items: Vec<FollowupItem>,
-}
 
 /// Someone to notify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -299,7 +261,7 @@ impl Store {
             let items: Vec<FollowupItem> = actions
                 .iter()
                 .filter_map(|(id, action)| {
-                    let case = views.get(id)?.clone();
+                    let case = views.get(id)?.to_wire();
                     Some(match *action {
                         SlaAction::Remind { stage, due_at } => FollowupItem {
                             notice: Notice::Reminder,
@@ -329,18 +291,13 @@ impl Store {
             // A single-case email belongs to its case (it shows in the case's
             // deliveries); a summary belongs to no one case.
             let case_id = (items.len() == 1).then(|| items[0].case.id);
-            push_followup(&mut outbox, case_id, &recipient, items, now)?;
+            push_followup(&mut outbox, case_id, &recipient, items, now);
         }
         outcome.emails = outbox.len();
         for (id, url) in escalated_webhooks {
             if let Some(view) = views.get(&id) {
-                outbox.push(
-                    id,
-                    "webhook",
-                    CaseEventType::Escalated,
-                    &url,
-                    webhook_body(CaseEventType::Escalated, view, now),
-                );
+                let body = webhook_body(CaseEventType::Escalated, view, now);
+                outbox.push_case(Channel::Webhook, &url, body);
             }
         }
         outbox.insert(&mut tx, now).await?;
@@ -436,9 +393,9 @@ impl Store {
                 stage: None,
                 due_at: None,
                 actor: Some(actor.to_owned()),
-                case: case.clone(),
+                case: case.to_wire(),
             };
-            push_followup(outbox, Some(case.id), &watcher, vec![item], now)?;
+            push_followup(outbox, Some(case.id), &watcher, vec![item], now);
         }
         Ok(())
     }
@@ -484,18 +441,15 @@ fn push_followup(
     recipient: &Recipient,
     items: Vec<FollowupItem>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) {
     if items.is_empty() {
-        return Ok(());
+        return;
     }
-    let payload = FollowupPayload {
-        kind: "followup".into(),
+    let message = OutboxMessage::Followup(FollowupV1 {
         recipient_name: recipient.name.clone(),
         locale: recipient.locale.clone(),
         built_at: now,
         items,
-    };
-    let payload = serde_json::to_value(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    outbox.push_raw(case_id, "email", "followup", &recipient.email, payload);
-    Ok(())
+    });
+    outbox.push(case_id, &recipient.email, message);
 }
