@@ -21,11 +21,12 @@ IO_CRATES = {"tokio", "tokio-util", "sqlx", "rdkafka", "reqwest", "lettre", "axu
 RULES = {
     "closeloop-core": (set(), set()),
     "closeloop-gen": (set(), set()),
-    "closeloop-store": ({"closeloop-core"}, {"sqlx", "tokio", "tokio-util"}),
+    "closeloop-wire": ({"closeloop-core"}, set()),
+    "closeloop-store": ({"closeloop-core", "closeloop-wire"}, {"sqlx", "tokio", "tokio-util"}),
     "closeloop-kafka": ({"closeloop-core"}, {"rdkafka", "tokio", "tokio-util"}),
-    "closeloop-notify": ({"closeloop-core", "closeloop-store"},
+    "closeloop-notify": ({"closeloop-core", "closeloop-store", "closeloop-wire"},
                          {"lettre", "reqwest", "tokio", "tokio-util"}),
-    "closeloop-api": ({"closeloop-core", "closeloop-store"},
+    "closeloop-api": ({"closeloop-core", "closeloop-store", "closeloop-wire"},
                       {"axum", "hyper", "hyper-util", "tower", "tower-http", "tokio", "tokio-util"}),
 }
 

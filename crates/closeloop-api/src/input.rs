@@ -87,6 +87,11 @@ fn named<E: std::fmt::Display>(error: serde_path_to_error::Error<E>, whole: &str
     })
 }
 
+/// A checked JSON value read as `T`, the field named in the error.
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| named(e, ""))
+}
+
 /// A JSON body, checked, then read as `T` (an unknown or mistyped field is
 /// named in the error).
 #[derive(Debug)]

@@ -1,0 +1,221 @@
+use super::prelude::*;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MetricsQuery {
+    group_by: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn loop_metrics(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
+) -> Result<Response, ApiError> {
+    let group_by = query.group_by.as_deref().unwrap_or("owner");
+    let column = match group_by {
+        "owner" => "owner_id",
+        "store" => "store_id",
+        "region" => "region",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "group_by: must be one of owner, store, region (got \"{other}\")"
+            )))
+        }
+    };
+    let to = query
+        .to
+        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+    let from = query.from.unwrap_or(to - chrono::Duration::days(30));
+    let rows = state
+        .store
+        .loop_metrics(column, from, to, (state.now)())
+        .await?;
+    let causes = state.store.top_root_causes(column, from, to).await?;
+    let groups: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = serde_json::to_value(row).unwrap_or_default();
+            let top: Vec<Value> = causes
+                .iter()
+                .filter(|c| c.group == row.group)
+                .take(5)
+                .map(|c| json!({"root_cause": c.root_cause, "cases": c.cases}))
+                .collect();
+            value["top_root_causes"] = json!(top);
+            value
+        })
+        .collect();
+    Ok(
+        Json(json!({"group_by": group_by, "from": from, "to": to, "groups": groups}))
+            .into_response(),
+    )
+}
+
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // Per-owner figures are not for everyone: with `http.metrics_token`,
+    // the scraper presents it as a bearer token.
+    if let Some(expected) = &state.metrics_token {
+        let presented = auth::bearer_token(&headers).unwrap_or_default();
+        // Hashes compared: no timing tells how much of the token was right.
+        use closeloop_core::access::token_hash;
+        if token_hash(presented) != token_hash(expected) {
+            return ApiError::Unauthorized(
+                "/metrics: send http.metrics_token as `Authorization: Bearer <token>`".into(),
+            )
+            .into_response();
+        }
+    }
+    let mut body = state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    // The loop figures of the last 30 days, per owner. A scrape while the
+    // database is down still gets the service's own counters.
+    let now = (state.now)();
+    match state
+        .store
+        .loop_metrics("owner_id", now - chrono::Duration::days(30), now, now)
+        .await
+    {
+        Ok(rows) => body.push_str(&loop_exposition(&rows)),
+        Err(error) => tracing::warn!(%error, "loop metrics unavailable for /metrics"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition of loop figures, one series per owner.
+pub(crate) fn loop_exposition(rows: &[closeloop_store::LoopMetricsRow]) -> String {
+    type Figure = fn(&closeloop_store::LoopMetricsRow) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 12] = [
+        (
+            "closeloop_loop_cases_opened",
+            "Cases opened in the last 30 days.",
+            |r| Some(r.opened as f64),
+        ),
+        (
+            "closeloop_loop_cases_acknowledged",
+            "Of those, acknowledged.",
+            |r| Some(r.acknowledged as f64),
+        ),
+        (
+            "closeloop_loop_cases_contacted",
+            "Of those, with the customer contacted.",
+            |r| Some(r.contacted as f64),
+        ),
+        (
+            "closeloop_loop_cases_resolved",
+            "Of those, resolved.",
+            |r| Some(r.resolved as f64),
+        ),
+        (
+            "closeloop_loop_cases_overdue",
+            "Of those, flagged for a missed SLA deadline.",
+            |r| Some(r.overdue as f64),
+        ),
+        (
+            "closeloop_loop_ack_seconds_p50",
+            "Median time to acknowledge.",
+            |r| r.p50_ack_seconds,
+        ),
+        (
+            "closeloop_loop_contact_seconds_p50",
+            "Median time to first contact.",
+            |r| r.p50_contact_seconds,
+        ),
+        (
+            "closeloop_loop_resolve_seconds_p50",
+            "Median time to resolve.",
+            |r| r.p50_resolve_seconds,
+        ),
+        (
+            "closeloop_loop_ack_within_sla_ratio",
+            "Share acknowledged within SLA.",
+            |r| r.ack_within_sla,
+        ),
+        (
+            "closeloop_loop_contact_within_sla_ratio",
+            "Share contacted within SLA.",
+            |r| r.contact_within_sla,
+        ),
+        (
+            "closeloop_loop_resolve_within_sla_ratio",
+            "Share resolved within SLA.",
+            |r| r.resolve_within_sla,
+        ),
+        (
+            "closeloop_loop_recovery_ratio",
+            "Share of resolved cases whose customer came back a promoter.",
+            |r| r.recovery_rate,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, figure) in figures {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for row in rows {
+            if let Some(value) = figure(row) {
+                let owner = row.group.as_deref().unwrap_or("");
+                out.push_str(&format!(
+                    "{name}{{owner=\"{}\"}} {value}\n",
+                    escape_label(owner)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A label value as the exposition format wants it.
+pub(crate) fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /v1/metrics/scores?group_by=store|region|touchpoint|day&from=&to=`:
+/// NPS, CSAT and CES of every event received, not only the flagged ones.
+pub(crate) async fn score_metrics(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
+) -> Result<Response, ApiError> {
+    let group_by = query.group_by.as_deref().unwrap_or("store");
+    let expr = match group_by {
+        "store" => "store_id",
+        "region" => "region",
+        "touchpoint" => "touchpoint",
+        "day" => "(occurred_at AT TIME ZONE 'UTC')::date",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "group_by: must be one of store, region, touchpoint, day (got \"{other}\")"
+            )))
+        }
+    };
+    let to = query
+        .to
+        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+    let from = query.from.unwrap_or(to - chrono::Duration::days(90));
+    let rows = state.store.score_metrics(expr, from, to).await?;
+    Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("x\ny"), "x\\ny");
+    }
+}
