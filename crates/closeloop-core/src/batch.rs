@@ -17,7 +17,7 @@ use crate::coalesce::{case_key, CaseKeyField};
 use crate::event::FeedbackEvent;
 use crate::owners::DigestMode;
 use crate::policy::{Alert, PlannedNotification};
-use crate::rules::{Channel, Severity};
+use crate::{Channel, Severity};
 
 /// The actor of the intake's own history lines.
 pub const SYSTEM_ACTOR: &str = "closeloop";

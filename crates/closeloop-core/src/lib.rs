@@ -21,7 +21,7 @@
 pub mod access;
 pub mod batch;
 pub mod case;
-pub mod cel;
+pub mod channel;
 pub mod coalesce;
 pub mod error;
 pub mod event;
@@ -33,14 +33,17 @@ pub mod policy;
 pub mod redact;
 pub mod rules;
 pub mod scoring;
+pub mod severity;
 pub mod sla;
 pub mod text;
 
 pub use case::{
     CaseEventType, CaseState, Command, ContactOutcome, Effect, HistoryEntry, Status, Transition,
 };
+pub use channel::Channel;
 pub use error::{ConfigErrors, ConfigProblem, Error, EventError, Result, TransitionError};
 pub use event::{parse_event, FeedbackEvent};
 pub use owners::{DigestMode, Owner, OwnerDirectory, RouteVia};
 pub use policy::{Alert, PlannedNotification, Policy};
-pub use rules::{Channel, RuleSet, Severity};
+pub use rules::{cel, RuleSet};
+pub use severity::Severity;

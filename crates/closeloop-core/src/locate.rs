@@ -3,6 +3,7 @@
 //! `owner` each rule names (checked against the owner directory even when
 //! other rules of the file have problems).
 
+use crate::error::ConfigProblem;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -111,6 +112,22 @@ pub fn owner_references(text: &str) -> Vec<OwnerReference> {
             })
         })
         .collect()
+}
+
+/// A TOML syntax or shape error, located by line.
+pub(crate) fn toml_problem(text: &str, error: &toml::de::Error) -> ConfigProblem {
+    ConfigProblem {
+        line: error.span().map(|s| line_of(text, s.start)),
+        item: None,
+        field: None,
+        message: clean_serde_message(error.message()),
+    }
+}
+
+/// serde's messages end with a newline or a period now and then; keep them
+/// on one line for logs and terminals.
+pub(crate) fn clean_serde_message(message: &str) -> String {
+    message.trim().trim_end_matches('.').replace('\n', " ")
 }
 
 #[cfg(test)]

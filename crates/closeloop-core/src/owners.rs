@@ -11,7 +11,7 @@ use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigErrors, ConfigProblem};
-use crate::rules::{clean_serde_message, line_of, toml_problem};
+use crate::locate::{clean_serde_message, line_of, toml_problem};
 use crate::sla::{Calendar, CalendarSpec};
 
 /// A person (or team) responsible for following up cases.

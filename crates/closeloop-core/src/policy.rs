@@ -6,7 +6,8 @@ use serde::Serialize;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::event::FeedbackEvent;
 use crate::owners::{DigestMode, Owner, OwnerDirectory, RouteVia};
-use crate::rules::{Channel, RuleSet, Severity};
+use crate::rules::RuleSet;
+use crate::{Channel, Severity};
 
 /// Rules and owners checked against each other: a rule never names an owner
 /// the directory does not know.

@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::case::Status;
-use crate::rules::Severity;
+use crate::Severity;
 
 /// How far ahead a calendar is searched for open time; past it the
 /// calendar is treated as always open (it cannot happen with a valid one).

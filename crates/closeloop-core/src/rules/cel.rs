@@ -21,8 +21,8 @@ use cel::common::ast::{CallExpr, Expr, LiteralValue};
 use cel::IdedExpr;
 use regex::Regex;
 
+use super::condition::{CmpOp, Condition, Prepared, ScoreField, TextField};
 use crate::event::AttributeValue;
-use crate::rules::{CmpOp, Condition, ScoreField, TextField};
 use crate::text::keyword;
 
 /// A refusal, located in the expression (1-based line and column).
@@ -577,7 +577,7 @@ impl Matcher {
 
     pub fn matches(&self, event: &crate::FeedbackEvent) -> bool {
         self.condition
-            .matches(&crate::rules::Prepared::new(event, self.needs_comment))
+            .matches(&Prepared::new(event, self.needs_comment))
     }
 }
 
