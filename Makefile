@@ -38,6 +38,8 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@python3 deploy/check_deps.py
+	@python3 deploy/check_cycles.py --self-test
+	@python3 deploy/check_cycles.py
 	@deploy/lint.sh
 
 ## unit: the pure tests only, no stack needed

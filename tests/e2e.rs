@@ -297,7 +297,20 @@ async fn the_story_closes_the_loop() {
         "exit status {status}:\n{}",
         service.log_text()
     );
-    assert!(service.log_text().contains("stopped cleanly"));
+    let log = service.log_text();
+    assert!(log.contains("stopped cleanly"));
+    // The documented order: intake (batch stored and committed), then the
+    // dispatcher and scheduler, then the HTTP server.
+    let stages: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("stopped the ").nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        stages,
+        ["intake", "dispatcher and scheduler", "http server"],
+        "{log}"
+    );
 }
 
 /// Publishing the same events again creates no case and sends no email.

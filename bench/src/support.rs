@@ -350,32 +350,8 @@ impl PrivateBroker {
         let port = free_port();
         let dir = parent.join(format!("broker-{port}"));
         std::fs::create_dir_all(&dir)?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("tansu.log"))?)
-            .spawn()
+        let child = closeloop_testkit::start_tansu(&dir, port)
             .context("tansu (make bench starts the stack, which installs it)")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "tansu did not start; see {}",
-                    dir.join("tansu.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Ok(PrivateBroker {
             child,
             address: format!("127.0.0.1:{port}"),
@@ -399,12 +375,7 @@ pub struct Service {
     log: PathBuf,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
+pub use closeloop_testkit::free_port;
 
 impl Service {
     /// Start the release binary with the shipped configuration and `env`

@@ -125,13 +125,7 @@ fn closeloop_bin() -> PathBuf {
     path
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use closeloop_testkit::free_port;
 
 /// Poll `check` every 100 ms until it returns `Some`, or fail after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -1089,28 +1083,9 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join("tansu.log")).unwrap())
-            .spawn()
-            .expect("tansu is installed (make test installs it)");
+        let child = closeloop_testkit::start_tansu(self.dir.path(), self.port)
+            .expect("tansu starts (make test installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Kill the broker, as a crash or an outage would.

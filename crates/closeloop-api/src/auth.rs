@@ -103,7 +103,7 @@ pub async fn authenticate(
     };
     let token = match state
         .store
-        .authenticate(&token_hash(presented), (state.now)())
+        .authenticate(&token_hash(presented), state.clock.now())
         .await
     {
         Ok(Some(token)) => token,

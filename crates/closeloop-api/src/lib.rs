@@ -20,7 +20,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
 use closeloop_store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -81,9 +80,6 @@ pub trait MetricsSource: Send + Sync {
     fn render(&self) -> String;
 }
 
-/// The source of "now" for case transitions, injectable for tests.
-pub type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -92,7 +88,8 @@ pub struct AppState {
     pub root_causes: Arc<Vec<String>>,
     pub intake: Option<Arc<dyn EventIntake>>,
     pub max_event_bytes: usize,
-    pub now: NowFn,
+    /// "Now" for transitions, tokens, links and metrics.
+    pub clock: Arc<dyn closeloop_core::clock::Clock>,
     pub rules: Option<Arc<dyn RulesControl>>,
     /// Key of one-click email links; `None` disables them.
     pub link_secret: Option<Arc<Vec<u8>>>,
@@ -173,7 +170,23 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(limited)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // One `request` span per request (method, path: a case id is in
+        // it; a link token is not), so the handler's log lines name the
+        // request they belong to.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    // One-click link tokens are capabilities: not logged.
+                    let path = request.uri().path();
+                    let path = if path.starts_with("/a/") {
+                        "/a/…"
+                    } else {
+                        path
+                    };
+                    tracing::info_span!("request", method = %request.method(), path)
+                },
+            ),
+        )
         .with_state(state)
 }
 

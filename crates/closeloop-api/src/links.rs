@@ -42,7 +42,7 @@ fn claims(state: &AppState, token: &str) -> Result<(LinkClaims, Uuid), Box<Respo
             "one-click links are not enabled",
         )));
     };
-    let claims = verify(secret, token, (state.now)())
+    let claims = verify(secret, token, state.clock.now())
         .map_err(|e| Box::new(refused(StatusCode::GONE, &e.to_string())))?;
     let id = Uuid::parse_str(&claims.case_id)
         .map_err(|_| Box::new(refused(StatusCode::BAD_REQUEST, "this link is not valid")))?;
@@ -139,7 +139,7 @@ pub async fn apply(
             id,
             &command,
             &actor,
-            (state.now)(),
+            state.clock.now(),
             &state.root_causes,
             closeloop_store::LinkUse {
                 version: claims.version,

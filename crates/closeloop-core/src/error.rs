@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::case::Status;
+use crate::status::Status;
 
 /// The crate's error: one variant per kind of refused input.
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@ pub mod access;
 pub mod batch;
 pub mod case;
 pub mod channel;
+pub mod clock;
 pub mod coalesce;
 pub mod error;
 pub mod event;
@@ -35,6 +36,7 @@ pub mod rules;
 pub mod scoring;
 pub mod severity;
 pub mod sla;
+pub mod status;
 pub mod text;
 
 pub use case::{

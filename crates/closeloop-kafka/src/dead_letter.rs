@@ -13,7 +13,7 @@ use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::intake::RawMessage;
+use crate::message::RawMessage;
 use crate::{ClientSettings, Result};
 
 /// Header names on dead-lettered messages.

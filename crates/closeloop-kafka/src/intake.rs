@@ -9,13 +9,14 @@ use std::time::Duration;
 use closeloop_core::{parse_event, FeedbackEvent};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::dead_letter::DeadLetters;
+pub use crate::message::MessagePosition;
+use crate::message::RawMessage;
 use crate::{ClientSettings, Result};
 
 /// What the intake loop needs to know.
@@ -35,14 +36,6 @@ pub struct IntakeSettings {
     pub batch_linger: Duration,
     /// Larger messages are dead-lettered unread.
     pub max_event_bytes: usize,
-}
-
-/// Where a message was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagePosition {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
 }
 
 /// A valid event and where it came from.
@@ -77,28 +70,6 @@ pub struct IntakeStats {
     pub fetch_micros: AtomicU64,
     pub store_micros: AtomicU64,
     pub commit_micros: AtomicU64,
-}
-
-/// An owned copy of a consumed message, so the batch outlives the borrow.
-#[derive(Debug, Clone)]
-pub(crate) struct RawMessage {
-    pub(crate) position: MessagePosition,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) payload: Option<Vec<u8>>,
-}
-
-impl RawMessage {
-    fn from_message(message: &impl Message) -> Self {
-        RawMessage {
-            position: MessagePosition {
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-            },
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-        }
-    }
 }
 
 /// Run the intake until `cancel` fires. The batch in flight when it fires

@@ -17,6 +17,7 @@ pub mod admin;
 mod dead_letter;
 mod error;
 pub mod intake;
+mod message;
 pub mod publish;
 
 use std::collections::BTreeMap;

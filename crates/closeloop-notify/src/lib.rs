@@ -20,4 +20,4 @@ pub use error::{NotifyError, Result};
 pub use links::{ActionLink, LinkSigner};
 pub use templates::{EmailTemplates, RenderedEmail};
 pub use webhook::{AddressPolicy, WebhookSecret, WebhookSender};
-pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher, SystemClock};
+pub use worker::{retry_delay, Clock, DispatchSettings, Dispatcher};

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use closeloop_store::{Delivery, DeliveryResult, Store};
 use closeloop_wire::OutboxMessage;
 use tokio::sync::Notify;
@@ -20,20 +19,7 @@ use crate::email::EmailSender;
 use crate::error::NotifyError;
 use crate::webhook::WebhookSender;
 
-/// The time source, injected so tests control it.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use closeloop_core::clock::Clock;
 
 /// How the dispatcher behaves.
 #[derive(Debug, Clone)]
@@ -142,6 +128,7 @@ impl Dispatcher {
 
     /// [`Dispatcher::tick`], giving up on recording the round's outcomes
     /// when `cancel` fires.
+    #[tracing::instrument(name = "delivery_round", skip_all)]
     async fn round(
         &self,
         cancel: &CancellationToken,

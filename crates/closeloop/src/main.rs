@@ -2,6 +2,8 @@
 //! builds the adapters around the pure core, and runs the service or one of
 //! the offline commands.
 
+mod cli;
+mod clock;
 mod intake;
 mod pipeline;
 mod reload;
@@ -9,6 +11,7 @@ mod rules_cmd;
 mod scheduler;
 mod serve;
 mod settings;
+mod shutdown;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -219,16 +222,16 @@ fn main() -> ExitCode {
         Commands::Serve => runtime().and_then(|rt| rt.block_on(serve::serve(&cli.config))),
         Commands::Config {
             command: ConfigCommand::Check { file },
-        } => serve::config_check(file.as_deref().unwrap_or(&cli.config)),
-        Commands::Migrate => runtime().and_then(|rt| rt.block_on(serve::migrate(&cli.config))),
+        } => cli::config_check(file.as_deref().unwrap_or(&cli.config)),
+        Commands::Migrate => runtime().and_then(|rt| rt.block_on(cli::migrate(&cli.config))),
         Commands::Silences { command } => {
-            runtime().and_then(|rt| rt.block_on(serve::silences(&cli.config, command)))
+            runtime().and_then(|rt| rt.block_on(cli::silences(&cli.config, command)))
         }
         Commands::Deliveries { command } => {
-            runtime().and_then(|rt| rt.block_on(serve::deliveries(&cli.config, command)))
+            runtime().and_then(|rt| rt.block_on(cli::deliveries(&cli.config, command)))
         }
         Commands::Tokens { command } => {
-            runtime().and_then(|rt| rt.block_on(serve::tokens(&cli.config, command)))
+            runtime().and_then(|rt| rt.block_on(cli::tokens(&cli.config, command)))
         }
         Commands::Generate {
             count,
@@ -250,7 +253,7 @@ fn main() -> ExitCode {
             invalid,
         ),
         Commands::Publish { file, topic } => {
-            runtime().and_then(|rt| rt.block_on(serve::publish(&cli.config, &file, topic)))
+            runtime().and_then(|rt| rt.block_on(cli::publish(&cli.config, &file, topic)))
         }
     };
     match result {

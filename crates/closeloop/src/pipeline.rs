@@ -18,17 +18,24 @@ pub struct Pipeline {
     pub sla: closeloop_core::sla::SlaPolicy,
     /// Cases opened that no channel reaches (`closeloop_alerts_unnotified_total`).
     pub unnotified: Arc<std::sync::atomic::AtomicU64>,
+    pub clock: Arc<dyn closeloop_core::clock::Clock>,
 }
 
 impl Pipeline {
     /// Decide and store events in one transaction: the one path of both
     /// intakes (Kafka batches, and single-node HTTP and file intake).
+    /// Logged in a `batch` span; each event's decision is a debug line with
+    /// its `event_id`, so one event can be followed to its case.
+    #[tracing::instrument(name = "batch", skip_all, fields(
+        events = events.len(),
+        first_event = events.first().map(|(e, _)| e.event_id.as_str()).unwrap_or_default(),
+    ))]
     pub async fn store(
         &self,
         events: Vec<(FeedbackEvent, Option<SourcePosition>)>,
     ) -> Result<BatchOutcome, StoreError> {
         let policy = self.policy.current();
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         // Silences are few; compile the active ones for this batch.
         let silences: Vec<(uuid::Uuid, closeloop_core::cel::Matcher)> = self
             .store
@@ -47,6 +54,12 @@ impl Pipeline {
             .into_iter()
             .map(|(event, position)| {
                 let alert = policy.decide(&event);
+                tracing::debug!(
+                    event_id = %event.event_id,
+                    rules = ?alert.as_ref().map(|a| &a.rule_ids),
+                    owner = alert.as_ref().map(|a| a.owner.id.as_str()),
+                    "decided"
+                );
                 let silenced_by = alert.as_ref().and_then(|_| {
                     silences
                         .iter()

@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use closeloop_core::clock::Clock as _;
 use closeloop_core::{OwnerDirectory, Policy, RuleSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
+
+use crate::clock::SystemClock;
 
 /// What `GET /v1/rules/status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +94,7 @@ impl ActivePolicy {
             version,
             rules: policy.rules().rules().len(),
             owners: policy.owners().owners().count(),
-            loaded_at: Utc::now(),
+            loaded_at: SystemClock.now(),
             last_error: None,
             last_error_at: None,
             reloads: 0,
@@ -134,7 +137,7 @@ impl ActivePolicy {
                     version: version.clone(),
                     rules,
                     owners,
-                    loaded_at: Utc::now(),
+                    loaded_at: SystemClock.now(),
                     last_error: None,
                     last_error_at: None,
                     reloads: status.reloads + 1,
@@ -149,7 +152,7 @@ impl ActivePolicy {
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
                 status.reload_failures += 1;
                 status.last_error = Some(message.clone());
-                status.last_error_at = Some(Utc::now());
+                status.last_error_at = Some(SystemClock.now());
                 drop(status);
                 error!(trigger, error = %message, "rules reload refused; the last good rules stay active");
                 Err(message)

@@ -28,12 +28,13 @@ pub struct SlaScheduler {
     pub sla: SlaPolicy,
     pub poll_interval: Duration,
     pub wake_dispatcher: Arc<Notify>,
+    pub clock: Arc<dyn closeloop_core::clock::Clock>,
 }
 
 impl SlaScheduler {
     pub async fn run(&self, cancel: CancellationToken) {
         loop {
-            match self.tick(Utc::now()).await {
+            match self.tick(self.clock.now()).await {
                 Ok(outcome) if outcome.emails > 0 => {
                     info!(
                         cases = outcome.cases,
@@ -55,6 +56,7 @@ impl SlaScheduler {
     }
 
     /// Handle every case due at `now`, a batch per transaction.
+    #[tracing::instrument(name = "sla_tick", skip_all, fields(%now))]
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<SlaTickOutcome, StoreError> {
         let policy = self.policy.current();
         let directory = policy.owners();

@@ -15,41 +15,41 @@ use closeloop_api::{AppState, EventIntake};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
     AddressPolicy, DispatchSettings, Dispatcher, EmailSender, EmailTemplates, SmtpSecurity,
-    SystemClock, WebhookSecret, WebhookSender,
+    WebhookSecret, WebhookSender,
 };
 use closeloop_store::{Store, StoreOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::intake::{EmbeddedIntake, KafkaIntake};
 use crate::pipeline::Pipeline;
 use crate::reload::ActivePolicy;
-use crate::settings::{IntakeMode, Settings};
+use crate::settings::{IntakeMode, LogFormat, Settings, SmtpSecurityName};
+use crate::shutdown::{stop_in_order, Stage};
 
-fn init_tracing(settings: &Settings) {
+pub(crate) fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn,tower_http=warn")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
+    if settings.log.format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
     }
 }
 
-fn client_settings(settings: &Settings) -> ClientSettings {
+pub(crate) fn client_settings(settings: &Settings) -> ClientSettings {
     ClientSettings {
         brokers: settings.kafka.brokers.clone(),
         properties: settings.kafka.properties.clone(),
     }
 }
 
-fn store(settings: &Settings) -> anyhow::Result<Store> {
+pub(crate) fn store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(Store::connect_lazy(
         &settings.database.url,
         settings.database.max_connections,
@@ -67,7 +67,7 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
 
 /// Retry `attempt` for up to `patience` while it fails transiently: at
 /// start-up the database or broker may still be booting.
-async fn with_patience<T, E: std::fmt::Display>(
+pub(crate) async fn with_patience<T, E: std::fmt::Display>(
     what: &str,
     patience: Duration,
     mut attempt: impl AsyncFnMut() -> Result<T, E>,
@@ -87,7 +87,7 @@ async fn with_patience<T, E: std::fmt::Display>(
 
 /// Create the database if needed and apply migrations, waiting up to 30 s
 /// for PostgreSQL to come up.
-async fn prepare_database(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+pub(crate) async fn prepare_database(settings: &Settings, store: &Store) -> anyhow::Result<()> {
     let url = settings.database.url.as_str();
     with_patience("database creation", Duration::from_secs(30), || {
         Store::create_database_if_missing(url)
@@ -97,246 +97,6 @@ async fn prepare_database(settings: &Settings, store: &Store) -> anyhow::Result<
         store.migrate()
     })
     .await
-}
-
-pub async fn migrate(config: &Path) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    init_tracing(&settings);
-    let store = store(&settings)?;
-    prepare_database(&settings, &store).await?;
-    info!("migrations applied");
-    Ok(())
-}
-
-/// `closeloop publish FILE`: in single-node mode, store the file's events
-/// through the intake pipeline (refused lines listed with their reason); in
-/// Kafka mode, publish every line to the intake topic.
-pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    if settings.intake.mode == IntakeMode::Kafka || topic.is_some() {
-        let topic = topic.unwrap_or_else(|| settings.kafka.topic.clone());
-        let publisher = Publisher::new(&client_settings(&settings), &topic)?;
-        let count = publisher.publish_file(file, 1000).await?;
-        println!(
-            "published {count} events from {} to {topic}",
-            file.display()
-        );
-        return Ok(());
-    }
-    let policy = Arc::new(ActivePolicy::load(
-        &settings.rules.rules_file,
-        &settings.rules.owners_file,
-    )?);
-    let store = store(&settings)?;
-    prepare_database(&settings, &store).await?;
-    let pipeline = Pipeline {
-        store,
-        policy,
-        wake_dispatcher: Arc::new(Notify::new()),
-        sla: settings.sla.policy(),
-        unnotified: Arc::default(),
-    };
-    let outcome = crate::intake::store_file(
-        &pipeline,
-        file,
-        settings.kafka.max_event_bytes,
-        settings.kafka.batch_max,
-    )
-    .await?;
-    println!(
-        "stored {} events from {} ({} already stored)",
-        outcome.stored,
-        file.display(),
-        outcome.duplicates
-    );
-    for (line, reason) in &outcome.refused {
-        eprintln!("{}: line {line}: {reason}", file.display());
-    }
-    if !outcome.refused.is_empty() {
-        anyhow::bail!(
-            "{} invalid lines refused (listed above); the valid ones are stored",
-            outcome.refused.len()
-        );
-    }
-    Ok(())
-}
-
-/// `closeloop config check`: validate, then print the effective settings
-/// with every secret masked.
-pub fn config_check(config: &Path) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    println!("# {}: valid", config.display());
-    print!("{}", settings.masked()?);
-    Ok(())
-}
-
-/// `closeloop deliveries list|replay`, straight against the database.
-pub async fn deliveries(config: &Path, command: crate::DeliveriesCommand) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    let store = store(&settings)?;
-    match command {
-        crate::DeliveriesCommand::List { status, limit } => {
-            for d in store
-                .list_deliveries(status.as_deref(), None, limit)
-                .await?
-            {
-                println!("{}", serde_json::to_string(&d)?);
-            }
-        }
-        crate::DeliveriesCommand::Replay {
-            ids,
-            case_id,
-            from,
-            to,
-        } => {
-            let ids = (!ids.is_empty()).then_some(ids);
-            let selector = closeloop_api::replay_selector(ids, case_id, from, to)
-                .map_err(anyhow::Error::msg)?;
-            let replayed = store.replay_dead(&selector, chrono::Utc::now()).await?;
-            println!("replayed {} dead deliveries", replayed.len());
-            for id in replayed {
-                println!("{id}");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `closeloop silences create|list|expire`, straight against the database.
-pub async fn silences(config: &Path, command: crate::SilencesCommand) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    let store = store(&settings)?;
-    let now = chrono::Utc::now();
-    match command {
-        crate::SilencesCommand::Create {
-            matcher,
-            duration,
-            from,
-            created_by,
-            reason,
-        } => {
-            let starts_at = from.unwrap_or(now);
-            let ends_at =
-                starts_at + closeloop_api::parse_duration(&duration).map_err(anyhow::Error::msg)?;
-            closeloop_api::validate_silence(&matcher, starts_at, ends_at, &created_by, &reason)
-                .map_err(anyhow::Error::msg)?;
-            let silence = store
-                .create_silence(&matcher, starts_at, ends_at, &created_by, &reason, now)
-                .await?;
-            println!(
-                "silence {} active until {}",
-                silence.id,
-                silence.ends_at.to_rfc3339()
-            );
-        }
-        crate::SilencesCommand::List => {
-            for s in store.silences().await? {
-                println!(
-                    "{} {:<8} {} .. {} by {}: {} ({} silenced) [{}]",
-                    s.id,
-                    s.state(now),
-                    s.starts_at.to_rfc3339(),
-                    s.ends_at.to_rfc3339(),
-                    s.created_by,
-                    s.reason,
-                    s.silenced,
-                    s.matcher
-                );
-            }
-        }
-        crate::SilencesCommand::Expire { id } => match store.expire_silence(id, now).await? {
-            Some(s) => println!("silence {} expired", s.id),
-            None => anyhow::bail!("silence {id} not found"),
-        },
-    }
-    Ok(())
-}
-
-/// `closeloop tokens create|list|revoke`, straight against the database.
-pub async fn tokens(config: &Path, command: crate::TokensCommand) -> anyhow::Result<()> {
-    use closeloop_core::access::{token_hash, Role};
-    let settings = Settings::load(config)?;
-    let store = store(&settings)?;
-    prepare_database(&settings, &store).await?;
-    let now = chrono::Utc::now();
-    match command {
-        crate::TokensCommand::Create { name, role, owner } => {
-            let role = Role::parse(&role).ok_or_else(|| {
-                anyhow::anyhow!("--role: must be admin, ops or manager (got \"{role}\")")
-            })?;
-            if name.trim().is_empty() {
-                anyhow::bail!("--name: must not be empty");
-            }
-            match (role, &owner) {
-                (Role::Manager, None) => {
-                    anyhow::bail!("--owner: a manager token needs the owner id whose cases it sees")
-                }
-                (Role::Manager, Some(id)) => {
-                    let policy = ActivePolicy::load(
-                        &settings.rules.rules_file,
-                        &settings.rules.owners_file,
-                    )?;
-                    if policy.current().owners().get(id).is_none() {
-                        anyhow::bail!(
-                            "--owner: unknown owner \"{id}\" (not in {})",
-                            settings.rules.owners_file.display()
-                        );
-                    }
-                }
-                (_, Some(_)) => anyhow::bail!("--owner: only manager tokens have an owner"),
-                (_, None) => {}
-            }
-            let token = new_token();
-            let view = store
-                .create_token(
-                    name.trim(),
-                    role,
-                    owner.as_deref(),
-                    &token_hash(&token),
-                    now,
-                )
-                .await?;
-            eprintln!(
-                "token {} for {} ({}); keep it now, it is not shown again:",
-                view.id,
-                view.name,
-                role.as_str()
-            );
-            println!("{token}");
-        }
-        crate::TokensCommand::List => {
-            for t in store.tokens().await? {
-                println!(
-                    "{} {:<8} {:<24} owner={} created={} last_used={} {}",
-                    t.id,
-                    t.role.as_str(),
-                    t.name,
-                    t.owner_id.as_deref().unwrap_or("-"),
-                    t.created_at.to_rfc3339(),
-                    t.last_used_at.map_or("never".into(), |d| d.to_rfc3339()),
-                    t.revoked_at
-                        .map_or("active".into(), |d| format!("revoked {}", d.to_rfc3339()))
-                );
-            }
-        }
-        crate::TokensCommand::Revoke { id } => match store.revoke_token(id, now).await? {
-            Some(t) => println!("token {} ({}) revoked", t.id, t.name),
-            None => anyhow::bail!("token {id} not found"),
-        },
-    }
-    Ok(())
-}
-
-/// 32 random bytes from the OS, URL-safe: `clt_…`.
-fn new_token() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "clt_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
 }
 
 struct RulesApi(Arc<ActivePolicy>);
@@ -455,6 +215,7 @@ impl closeloop_api::MetricsSource for Metrics {
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     init_tracing(&settings);
+    let clock: Arc<dyn closeloop_core::clock::Clock> = Arc::new(crate::clock::SystemClock);
     let policy = Arc::new(ActivePolicy::load(
         &settings.rules.rules_file,
         &settings.rules.owners_file,
@@ -485,10 +246,10 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let smtp = closeloop_notify::SmtpSettings {
         host: settings.smtp.host.clone(),
         port: settings.smtp.port,
-        security: match settings.smtp.security.as_str() {
-            "starttls" => SmtpSecurity::StartTls,
-            "tls" => SmtpSecurity::Tls,
-            _ => SmtpSecurity::None,
+        security: match settings.smtp.security {
+            SmtpSecurityName::None => SmtpSecurity::None,
+            SmtpSecurityName::StartTls => SmtpSecurity::StartTls,
+            SmtpSecurityName::Tls => SmtpSecurity::Tls,
         },
         username: settings.smtp.username.clone(),
         password: settings.smtp.password.clone(),
@@ -562,7 +323,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
                 .map(|d| **d)
                 .collect(),
         },
-        Arc::new(SystemClock),
+        clock.clone(),
         wake.clone(),
     );
 
@@ -571,8 +332,13 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("http.listen: could not bind {}", settings.http.listen))?;
     info!(address = %listener.local_addr()?, "http api listening");
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    // Set when a part fails: the service then stops as on SIGTERM.
+    let failed = CancellationToken::new();
+    let (intake_stage, workers, http) = (
+        Stage::new("intake"),
+        Stage::new("dispatcher and scheduler"),
+        Stage::new("http server"),
+    );
     let unnotified = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pipeline = Arc::new(Pipeline {
         store: store.clone(),
@@ -580,6 +346,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         wake_dispatcher: wake.clone(),
         sla: settings.sla.policy(),
         unnotified: unnotified.clone(),
+        clock: clock.clone(),
     });
     let intake: Arc<dyn EventIntake> = if kafka_mode {
         Arc::new(KafkaIntake(Publisher::new(&client, &settings.kafka.topic)?))
@@ -587,7 +354,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         Arc::new(EmbeddedIntake::start(
             pipeline.clone(),
             settings.kafka.batch_max,
-            &tracker,
+            http.tracker(),
         ))
     };
     let state = AppState {
@@ -595,7 +362,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         root_causes: Arc::new(settings.rules.root_causes.clone()),
         intake: Some(intake),
         max_event_bytes: settings.kafka.max_event_bytes,
-        now: Arc::new(chrono::Utc::now),
+        clock: clock.clone(),
         rules: Some(Arc::new(RulesApi(policy.clone()))),
         link_secret: link_key.map(Arc::new),
         metrics: Some(Arc::new(Metrics {
@@ -619,9 +386,9 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     };
 
     {
-        let (policy, cancel) = (policy.clone(), cancel.clone());
+        let (policy, cancel) = (policy.clone(), workers.token());
         let interval = settings.rules.watch_interval;
-        tracker.spawn(async move { policy.watch(interval, cancel).await });
+        workers.spawn(async move { policy.watch(interval, cancel).await });
     }
     let intake_settings = IntakeSettings {
         client,
@@ -639,52 +406,47 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         sla: settings.sla.policy(),
         poll_interval: settings.sla.poll_interval,
         wake_dispatcher: wake.clone(),
+        clock: clock.clone(),
     };
     if kafka_mode {
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            if let Err(error) =
-                closeloop_kafka::run_intake(&intake_settings, &*pipeline, stats, cancel.clone())
-                    .await
-            {
+        let (cancel, failed) = (intake_stage.token(), failed.clone());
+        intake_stage.spawn(async move {
+            let run = closeloop_kafka::run_intake(&intake_settings, &*pipeline, stats, cancel);
+            if let Err(error) = run.await {
                 error!(%error, "intake failed; shutting down");
-                cancel.cancel();
+                failed.cancel();
             }
         });
     }
     {
-        let cancel = cancel.clone();
-        tracker.spawn(async move { dispatcher.run(cancel).await });
+        let cancel = workers.token();
+        workers.spawn(async move { dispatcher.run(cancel).await });
     }
     {
-        let cancel = cancel.clone();
-        tracker.spawn(async move { scheduler.run(cancel).await });
+        let cancel = workers.token();
+        workers.spawn(async move { scheduler.run(cancel).await });
     }
     {
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            if let Err(error) = closeloop_api::serve(listener, state, cancel.clone()).await {
+        let (cancel, failed) = (http.token(), failed.clone());
+        http.spawn(async move {
+            if let Err(error) = closeloop_api::serve(listener, state, cancel).await {
                 error!(%error, "http server failed; shutting down");
-                cancel.cancel();
+                failed.cancel();
             }
         });
     }
-    tracker.close();
 
     tokio::select! {
         _ = shutdown_signal() => info!("shutdown requested"),
-        _ = cancel.cancelled() => {}
+        _ = failed.cancelled() => {}
     }
-    cancel.cancel();
-    if tokio::time::timeout(settings.shutdown.grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        anyhow::bail!(
-            "shutdown took longer than shutdown.grace ({:?})",
-            settings.shutdown.grace
-        );
-    }
+    // Single-node: the HTTP server is the intake, so it stops first.
+    let order: [&Stage; 3] = if kafka_mode {
+        [&intake_stage, &workers, &http]
+    } else {
+        [&http, &intake_stage, &workers]
+    };
+    stop_in_order(&order, settings.shutdown.grace).await?;
     info!("stopped cleanly");
     Ok(())
 }

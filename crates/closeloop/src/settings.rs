@@ -50,27 +50,47 @@ pub struct IntakeSettings {
     pub mode: IntakeMode,
 }
 
-/// `intake.mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum IntakeMode {
-    /// One machine, no broker: `POST /v1/events` and `closeloop publish`
-    /// store events through the intake pipeline directly.
-    #[default]
-    SingleNode,
-    /// Events come from the Kafka topic; HTTP and `publish` produce to it.
-    Kafka,
+/// A closed set of words read from the configuration: a value outside it is
+/// refused with the key's name and the words allowed, never a fallback.
+macro_rules! config_words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+        #[serde(try_from = "String")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                match value.as_str() {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "must be one of {} (got \"{other}\")",
+                        [$($word),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for IntakeMode {
-    type Error = String;
+config_words!(
+    /// `intake.mode`.
+    IntakeMode {
+        /// One machine, no broker: `POST /v1/events` and `closeloop publish`
+        /// store events through the intake pipeline directly.
+        SingleNode = "single-node",
+        /// Events come from the Kafka topic; HTTP and `publish` produce to it.
+        Kafka = "kafka",
+    }
+);
 
-    fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            "single-node" => Ok(IntakeMode::SingleNode),
-            "kafka" => Ok(IntakeMode::Kafka),
-            other => Err(format!("must be single-node or kafka (got \"{other}\")")),
-        }
+// The macro derives no Default; single-node is the default mode.
+#[allow(clippy::derivable_impls)]
+impl Default for IntakeMode {
+    fn default() -> Self {
+        IntakeMode::SingleNode
     }
 }
 
@@ -239,7 +259,7 @@ pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     /// `none`, `starttls` or `tls`.
-    pub security: String,
+    pub security: SmtpSecurityName,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -460,16 +480,36 @@ impl Default for ShutdownSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
-            format: "text".into(),
+            format: LogFormat::Text,
         }
     }
 }
+
+config_words!(
+    /// `smtp.security`.
+    SmtpSecurityName {
+        /// Plain SMTP (local relays).
+        None = "none",
+        /// STARTTLS upgrade (port 587).
+        StartTls = "starttls",
+        /// TLS from the first byte (port 465).
+        Tls = "tls",
+    }
+);
+
+config_words!(
+    /// `log.format`.
+    LogFormat {
+        Text = "text",
+        Json = "json",
+    }
+);
 
 impl Settings {
     /// Load `path` and the environment, then check values that types cannot.
@@ -531,12 +571,6 @@ impl Settings {
         if self.kafka.partitions < 1 {
             bail!("kafka.partitions: must be at least 1");
         }
-        if !matches!(self.smtp.security.as_str(), "none" | "starttls" | "tls") {
-            bail!(
-                "smtp.security: must be one of none, starttls, tls (got \"{}\")",
-                self.smtp.security
-            );
-        }
         if self.webhook.signing_secrets.is_empty() {
             bail!("webhook.signing_secrets: at least one whsec_ secret is required");
         }
@@ -568,12 +602,6 @@ impl Settings {
         }
         if self.sla.poll_interval.is_zero() {
             bail!("sla.poll_interval: must be above 0");
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            bail!(
-                "log.format: must be text or json (got \"{}\")",
-                self.log.format
-            );
         }
         self.http
             .listen
@@ -849,6 +877,34 @@ mod tests {
             mask_url_password("postgres://u:pw@db:5432/x"),
             "postgres://u:********@db:5432/x"
         );
+    }
+
+    #[test]
+    fn config_words_are_closed_sets_named_in_the_error() {
+        for (key, from, to, allowed) in [
+            (
+                "smtp.security",
+                "security = \"none\"",
+                "security = \"startls\"",
+                "starttls",
+            ),
+            (
+                "log.format",
+                "format = \"text\"",
+                "format = \"josn\"",
+                "json",
+            ),
+        ] {
+            let edited = shipped_edited("http://127.0.0.1:8080", "single-node", move |text| {
+                assert!(text.contains(from), "{from}");
+                text.replacen(from, to, 1)
+            });
+            let error = format!("{:#}", edited.unwrap_err());
+            assert!(
+                error.contains(key) && error.contains(allowed),
+                "{key}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub(crate) async fn reassign(
     })?;
     let detail = state
         .store
-        .reassign(id, &owner, &b.reason, &actor, (state.now)())
+        .reassign(id, &owner, &b.reason, &actor, state.clock.now())
         .await?;
     tracing::info!(case = %id, owner = %owner.id, actor, "case reassigned");
     Ok(Json(detail).into_response())
@@ -263,7 +263,7 @@ pub(crate) async fn add_watcher(
     };
     let watchers = state
         .store
-        .subscribe_watcher(id, &watcher, &actor, (state.now)())
+        .subscribe_watcher(id, &watcher, &actor, state.clock.now())
         .await?;
     tracing::info!(case = %id, actor, "watcher subscribed");
     Ok(Json(json!({ "watchers": watchers })).into_response())

@@ -70,7 +70,10 @@ pub(crate) async fn replay_deliveries(
     ApiJson(b): ApiJson<ReplayBody>,
 ) -> Result<Response, ApiError> {
     let selector = replay_selector(b.ids, b.case_id, b.from, b.to).map_err(ApiError::BadRequest)?;
-    let replayed = state.store.replay_dead(&selector, (state.now)()).await?;
+    let replayed = state
+        .store
+        .replay_dead(&selector, state.clock.now())
+        .await?;
     tracing::info!(count = replayed.len(), "dead deliveries replayed");
     Ok(Json(json!({"replayed": replayed.len(), "ids": replayed})).into_response())
 }

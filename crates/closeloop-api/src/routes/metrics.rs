@@ -24,11 +24,11 @@ pub(crate) async fn loop_metrics(
     };
     let to = query
         .to
-        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+        .unwrap_or_else(|| state.clock.now() + chrono::Duration::seconds(1));
     let from = query.from.unwrap_or(to - chrono::Duration::days(30));
     let rows = state
         .store
-        .loop_metrics(column, from, to, (state.now)())
+        .loop_metrics(column, from, to, state.clock.now())
         .await?;
     let causes = state.store.top_root_causes(column, from, to).await?;
     let groups: Vec<Value> = rows
@@ -75,7 +75,7 @@ pub(crate) async fn metrics(
         .unwrap_or_default();
     // The loop figures of the last 30 days, per owner. A scrape while the
     // database is down still gets the service's own counters.
-    let now = (state.now)();
+    let now = state.clock.now();
     match state
         .store
         .loop_metrics("owner_id", now - chrono::Duration::days(30), now, now)
@@ -203,7 +203,7 @@ pub(crate) async fn score_metrics(
     };
     let to = query
         .to
-        .unwrap_or_else(|| (state.now)() + chrono::Duration::seconds(1));
+        .unwrap_or_else(|| state.clock.now() + chrono::Duration::seconds(1));
     let from = query.from.unwrap_or(to - chrono::Duration::days(90));
     let rows = state.store.score_metrics(expr, from, to).await?;
     Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())

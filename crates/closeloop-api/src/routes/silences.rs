@@ -53,7 +53,7 @@ pub(crate) async fn create_silence(
     let created_by = caller
         .actor(b.created_by.as_deref())
         .map_err(|_| ApiError::BadRequest("created_by: required".into()))?;
-    let now = (state.now)();
+    let now = state.clock.now();
     let starts_at = b.starts_at.unwrap_or(now);
     let ends_at = match (b.ends_at, &b.duration) {
         (Some(end), None) => end,
@@ -119,7 +119,7 @@ pub(crate) async fn list_silences(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SilencesQuery>,
 ) -> Result<Response, ApiError> {
-    let now = (state.now)();
+    let now = state.clock.now();
     if let Some(s) = &q.state {
         if !matches!(s.as_str(), "pending" | "active" | "expired") {
             return Err(ApiError::BadRequest(format!(
@@ -144,7 +144,7 @@ pub(crate) async fn expire_silence(
 ) -> Result<Response, ApiError> {
     let id =
         Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("silence {id} not found")))?;
-    let now = (state.now)();
+    let now = state.clock.now();
     let silence = state
         .store
         .expire_silence(id, now)

@@ -122,7 +122,7 @@ pub(crate) async fn case_step(
     let actor = caller.actor(actor.as_deref())?;
     let detail = state
         .store
-        .apply_command(id, &command, &actor, (state.now)(), &state.root_causes)
+        .apply_command(id, &command, &actor, state.clock.now(), &state.root_causes)
         .await?;
     tracing::info!(case = %id, action = command.action(), actor, status = %detail.case.status, "case updated");
     Ok(Json(detail).into_response())

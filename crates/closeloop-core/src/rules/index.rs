@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::event::FeedbackEvent;
 
 use super::condition::{Condition, TextField};
-use super::set::Rule;
+use super::rule::Rule;
 
 /// Which rules an event can possibly match. A rule whose condition requires
 /// a text field to take one of some values (a top-level `store in [...]`,

@@ -15,6 +15,7 @@
 pub mod cel;
 mod condition;
 mod index;
+mod rule;
 mod set;
 mod toml;
 
