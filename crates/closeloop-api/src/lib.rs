@@ -7,6 +7,7 @@
 //! its shutdown signal as parameters, so tests bind port 0.
 
 mod auth;
+pub mod dto;
 mod error;
 mod input;
 mod limits;

@@ -78,10 +78,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
         );
     }
     let event = &detail.case.event;
-    let mut summary = format!(
-        "<p><b>{}</b>",
-        escape(event.customer.name.as_deref().unwrap_or(&event.customer.id))
-    );
+    let mut summary = format!("<p><b>{}</b>", escape(event.customer.display_name()));
     if let Some(phone) = &event.customer.phone {
         summary.push_str(&format!(" · <a href=\"tel:{0}\">{0}</a>", escape(phone)));
     }

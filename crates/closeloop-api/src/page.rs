@@ -24,14 +24,7 @@ pub fn render(detail: &CaseDetail, root_causes: &[String], auth_required: bool) 
         ("Severity", case.severity.to_string()),
         ("Owner", format!("{} ({})", case.owner_name, case.owner_id)),
         ("Rules", case.rule_ids.join(", ")),
-        (
-            "Customer",
-            event
-                .customer
-                .name
-                .clone()
-                .unwrap_or_else(|| event.customer.id.clone()),
-        ),
+        ("Customer", event.customer.display_name().to_owned()),
     ];
     if let Some(email) = &event.customer.email {
         rows.push(("Email", email.clone()));

@@ -19,8 +19,7 @@ use crate::owners::DigestMode;
 use crate::policy::{Alert, PlannedNotification};
 use crate::{Channel, Severity};
 
-/// The actor of the intake's own history lines.
-pub const SYSTEM_ACTOR: &str = "closeloop";
+pub use crate::case::SYSTEM_ACTOR;
 
 /// How a batch is planned (the `[cases]` settings).
 #[derive(Debug, Clone, PartialEq)]

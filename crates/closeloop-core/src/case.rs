@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::TransitionError;
 pub use crate::status::Status;
 
+/// The actor of the service's own history lines (intake, SLA scheduler).
+pub const SYSTEM_ACTOR: &str = "closeloop";
+
 /// How a call to the customer went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

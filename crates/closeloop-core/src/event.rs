@@ -139,6 +139,13 @@ pub struct Customer {
     pub segment: Option<String>,
 }
 
+impl Customer {
+    /// How people see the customer: their name, else their id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
 /// Where in the customer journey the answer was collected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journey {

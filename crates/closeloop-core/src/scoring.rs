@@ -3,6 +3,8 @@
 //! NPS 0–6 detractor, 7–8 passive, 9–10 promoter; CSAT 1–2 dissatisfied,
 //! 3 neutral, 4–5 satisfied; CES 1–3 high effort, 4 neutral, 5–7 low effort.
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Ces, Csat, Nps};
@@ -34,36 +36,80 @@ pub enum CesClass {
     LowEffort,
 }
 
+impl NpsClass {
+    pub const ALL: [NpsClass; 3] = [NpsClass::Detractor, NpsClass::Passive, NpsClass::Promoter];
+
+    /// The scores of this class: the one definition, also used to count
+    /// classes in the database.
+    pub fn values(self) -> RangeInclusive<u8> {
+        match self {
+            NpsClass::Detractor => 0..=6,
+            NpsClass::Passive => 7..=8,
+            NpsClass::Promoter => 9..=10,
+        }
+    }
+}
+
+impl CsatClass {
+    pub const ALL: [CsatClass; 3] = [
+        CsatClass::Dissatisfied,
+        CsatClass::Neutral,
+        CsatClass::Satisfied,
+    ];
+
+    /// The scores of this class.
+    pub fn values(self) -> RangeInclusive<u8> {
+        match self {
+            CsatClass::Dissatisfied => 1..=2,
+            CsatClass::Neutral => 3..=3,
+            CsatClass::Satisfied => 4..=5,
+        }
+    }
+}
+
+impl CesClass {
+    pub const ALL: [CesClass; 3] = [CesClass::HighEffort, CesClass::Neutral, CesClass::LowEffort];
+
+    /// The scores of this class.
+    pub fn values(self) -> RangeInclusive<u8> {
+        match self {
+            CesClass::HighEffort => 1..=3,
+            CesClass::Neutral => 4..=4,
+            CesClass::LowEffort => 5..=7,
+        }
+    }
+}
+
 impl Nps {
     /// The standard NPS classification.
     pub fn class(self) -> NpsClass {
-        match self.value() {
-            0..=6 => NpsClass::Detractor,
-            7..=8 => NpsClass::Passive,
-            _ => NpsClass::Promoter,
-        }
+        let v = self.value();
+        NpsClass::ALL
+            .into_iter()
+            .find(|c| c.values().contains(&v))
+            .unwrap_or(NpsClass::Promoter)
     }
 }
 
 impl Csat {
     /// The standard CSAT classification.
     pub fn class(self) -> CsatClass {
-        match self.value() {
-            1..=2 => CsatClass::Dissatisfied,
-            3 => CsatClass::Neutral,
-            _ => CsatClass::Satisfied,
-        }
+        let v = self.value();
+        CsatClass::ALL
+            .into_iter()
+            .find(|c| c.values().contains(&v))
+            .unwrap_or(CsatClass::Satisfied)
     }
 }
 
 impl Ces {
     /// The standard CES 2.0 classification.
     pub fn class(self) -> CesClass {
-        match self.value() {
-            1..=3 => CesClass::HighEffort,
-            4 => CesClass::Neutral,
-            _ => CesClass::LowEffort,
-        }
+        let v = self.value();
+        CesClass::ALL
+            .into_iter()
+            .find(|c| c.values().contains(&v))
+            .unwrap_or(CesClass::LowEffort)
     }
 }
 

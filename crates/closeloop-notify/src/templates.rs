@@ -287,12 +287,7 @@ impl EmailTemplates {
                     store: case.event.location.store_id.as_deref(),
                     touchpoint: &case.event.journey.touchpoint,
                     owner_name: &case.owner_name,
-                    customer_name: case
-                        .event
-                        .customer
-                        .name
-                        .as_deref()
-                        .unwrap_or(&case.event.customer.id),
+                    customer_name: case.event.customer.display_name(),
                     status: case.status.as_str(),
                     case_url: &case.url,
                 }
@@ -344,12 +339,7 @@ impl EmailTemplates {
                 scores: scores_text(case),
                 store: case.event.location.store_id.as_deref(),
                 touchpoint: &case.event.journey.touchpoint,
-                customer_name: case
-                    .event
-                    .customer
-                    .name
-                    .as_deref()
-                    .unwrap_or(&case.event.customer.id),
+                customer_name: case.event.customer.display_name(),
                 comment: case
                     .event
                     .comment

@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use closeloop_core::{Command, Owner, Status};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::outbox_write::OutboxRows;
@@ -15,7 +14,7 @@ use crate::views::{CaseRow, CaseView, CASE_COLUMNS};
 use crate::{Result, Store, StoreError};
 
 /// One history line as shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct HistoryView {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -27,7 +26,7 @@ pub struct HistoryView {
 }
 
 /// One notification of a case and how its delivery went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DeliveryView {
     pub id: Uuid,
     pub channel: String,
@@ -41,9 +40,8 @@ pub struct DeliveryView {
 }
 
 /// A case with its full history and deliveries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseDetail {
-    #[serde(flatten)]
     pub case: CaseView,
     pub history: Vec<HistoryView>,
     pub deliveries: Vec<DeliveryView>,

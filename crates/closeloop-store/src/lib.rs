@@ -34,7 +34,7 @@ use sqlx::PgPool;
 pub use cases::{CaseDetail, CaseFilter, DeliveryView, HistoryView, LinkUse};
 pub use error::{Result, StoreError};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
-pub use metrics::{LoopMetricsRow, RootCauseRow, ScoreRow};
+pub use metrics::{CaseGrouping, LoopMetricsRow, RootCauseRow, ScoreGrouping, ScoreRow};
 pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };

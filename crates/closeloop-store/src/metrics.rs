@@ -1,9 +1,87 @@
 //! Loop metrics: who closes loops, and how fast.
 
 use chrono::{DateTime, Utc};
+use closeloop_core::scoring::{CsatClass, NpsClass};
 use serde::Serialize;
 
 use crate::{Result, Store};
+
+/// How loop figures are grouped; the store knows the column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseGrouping {
+    Owner,
+    Store,
+    Region,
+}
+
+impl CaseGrouping {
+    pub const ALL: [CaseGrouping; 3] = [
+        CaseGrouping::Owner,
+        CaseGrouping::Store,
+        CaseGrouping::Region,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseGrouping::Owner => "owner",
+            CaseGrouping::Store => "store",
+            CaseGrouping::Region => "region",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            CaseGrouping::Owner => "owner_id",
+            CaseGrouping::Store => "store_id",
+            CaseGrouping::Region => "region",
+        }
+    }
+}
+
+/// How score figures are grouped; the store knows the expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreGrouping {
+    Store,
+    Region,
+    Touchpoint,
+    /// The UTC day the answer was given.
+    Day,
+}
+
+impl ScoreGrouping {
+    pub const ALL: [ScoreGrouping; 4] = [
+        ScoreGrouping::Store,
+        ScoreGrouping::Region,
+        ScoreGrouping::Touchpoint,
+        ScoreGrouping::Day,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoreGrouping::Store => "store",
+            ScoreGrouping::Region => "region",
+            ScoreGrouping::Touchpoint => "touchpoint",
+            ScoreGrouping::Day => "day",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
+    fn expression(self) -> &'static str {
+        match self {
+            ScoreGrouping::Store => "store_id",
+            ScoreGrouping::Region => "region",
+            ScoreGrouping::Touchpoint => "touchpoint",
+            ScoreGrouping::Day => "(occurred_at AT TIME ZONE 'UTC')::date",
+        }
+    }
+}
 
 /// Figures for one group (an owner, a store or a region).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -34,13 +112,12 @@ pub struct LoopMetricsRow {
 }
 
 impl Store {
-    /// Loop figures for cases opened in `[from, to)`, grouped by `group_by`
-    /// (`owner`, `store` or `region`; anything else is refused by the caller).
+    /// Loop figures for cases opened in `[from, to)`, grouped by `grouping`.
     /// A stage counts against its SLA once done or once its deadline is
     /// behind `now`.
     pub async fn loop_metrics(
         &self,
-        group_column: &'static str,
+        grouping: CaseGrouping,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -57,6 +134,7 @@ impl Store {
             within("first_contact_at", "first_contact"),
             within("resolved_at", "resolve"),
         );
+        let group_column = grouping.column();
         let sql = format!(
             "SELECT {group_column} AS \"group\",
                     count(*) AS opened,
@@ -75,7 +153,7 @@ impl Store {
                     count(overdue_since) AS overdue,
                     count(recovered_at) AS recovered,
                     round((count(recovered_at)::numeric
-                           / nullif(count(*) FILTER (WHERE status IN ('resolved', 'closed') OR recovered_at IS NOT NULL), 0)), 4)::float8
+                           / nullif(count(*) FILTER (WHERE status = ANY($4) OR recovered_at IS NOT NULL), 0)), 4)::float8
                         AS recovery_rate
              FROM cases WHERE created_at >= $1 AND created_at < $2
              GROUP BY 1 ORDER BY 1"
@@ -84,6 +162,7 @@ impl Store {
             .bind(from)
             .bind(to)
             .bind(now)
+            .bind(closeloop_core::Status::done_names())
             .fetch_all(&self.pool)
             .await?)
     }
@@ -115,28 +194,39 @@ pub struct RootCauseRow {
 
 impl Store {
     /// NPS, CSAT and CES of the events that occurred in `[from, to)`,
-    /// grouped by `group_expr` (a column or `occurred_at::date`).
+    /// grouped by `grouping`. The classes' scores come from the core.
     pub async fn score_metrics(
         &self,
-        group_expr: &'static str,
+        grouping: ScoreGrouping,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ScoreRow>> {
+        let group_expr = grouping.expression();
         let sql = format!(
             "SELECT {group_expr}::text AS \"group\",
                     count(*) AS responses,
                     count(nps) AS nps_responses,
-                    round((100.0 * (count(*) FILTER (WHERE nps >= 9) - count(*) FILTER (WHERE nps <= 6)) / nullif(count(nps), 0))::numeric, 1)::float8 AS nps,
+                    round((100.0 * (count(*) FILTER (WHERE nps BETWEEN $3 AND $4) - count(*) FILTER (WHERE nps BETWEEN $5 AND $6)) / nullif(count(nps), 0))::numeric, 1)::float8 AS nps,
                     count(csat) AS csat_responses,
-                    round((100.0 * count(*) FILTER (WHERE csat >= 4) / nullif(count(csat), 0))::numeric, 1)::float8 AS csat,
+                    round((100.0 * count(*) FILTER (WHERE csat BETWEEN $7 AND $8) / nullif(count(csat), 0))::numeric, 1)::float8 AS csat,
                     count(ces) AS ces_responses,
                     round(avg(ces)::numeric, 2)::float8 AS ces
              FROM feedback_events WHERE occurred_at >= $1 AND occurred_at < $2
              GROUP BY 1 ORDER BY 1"
         );
+        let bounds = |r: std::ops::RangeInclusive<u8>| (i16::from(*r.start()), i16::from(*r.end()));
+        let promoters = bounds(NpsClass::Promoter.values());
+        let detractors = bounds(NpsClass::Detractor.values());
+        let satisfied = bounds(CsatClass::Satisfied.values());
         Ok(sqlx::query_as(&sql)
             .bind(from)
             .bind(to)
+            .bind(promoters.0)
+            .bind(promoters.1)
+            .bind(detractors.0)
+            .bind(detractors.1)
+            .bind(satisfied.0)
+            .bind(satisfied.1)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -144,10 +234,11 @@ impl Store {
     /// The most given root causes of cases opened in `[from, to)`, per group.
     pub async fn top_root_causes(
         &self,
-        group_column: &'static str,
+        grouping: CaseGrouping,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<RootCauseRow>> {
+        let group_column = grouping.column();
         let sql = format!(
             "SELECT {group_column} AS \"group\", root_cause, count(*) AS cases
              FROM cases WHERE root_cause IS NOT NULL AND created_at >= $1 AND created_at < $2

@@ -11,14 +11,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use closeloop_core::case::SYSTEM_ACTOR;
 use closeloop_core::sla::{Deadlines, SlaAction, SlaDecision, Stage};
-use closeloop_core::{CaseEventType, Command, Severity, Status, Transition};
+use closeloop_core::{CaseEventType, Command, HistoryEntry, Severity, Status, Transition};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use closeloop_core::Channel;
 use closeloop_wire::{FollowupItem, FollowupV1, Notice, OutboxMessage};
 
+use crate::history;
 use crate::outbox_write::OutboxRows;
 use crate::views::{webhook_body, CaseView};
 use crate::{Result, Store, StoreError};
@@ -152,7 +154,10 @@ pub fn first_check(deadlines: &Deadlines) -> DateTime<Utc> {
 }
 
 impl Store {
-    /// Handle up to `limit` cases whose SLA check is due at `now`.
+    /// Handle up to `limit` cases whose SLA check is due at `now`: lock
+    /// them, ask `plan` (the core's decision, through the caller), record
+    /// each decision on its case, and queue the follow-up emails (one per
+    /// recipient) and escalation webhooks, all in one transaction.
     pub async fn sla_tick(
         &self,
         now: DateTime<Utc>,
@@ -179,74 +184,102 @@ impl Store {
         if due.is_empty() {
             return Ok(outcome);
         }
-        // (recipient email) -> (recipient, [(case, action)])
-        let mut mail: BTreeMap<String, (Recipient, Vec<(Uuid, SlaAction)>)> = BTreeMap::new();
-        let mut escalated_webhooks: Vec<(Uuid, String)> = Vec::new();
+        let mut notices = Notices::default();
         for row in due {
             let row = row.into_row()?;
             let plan = plan(&row);
-            let decision = &plan.decision;
-            let reminded: Vec<&str> = decision.reminded.iter().map(|s| s.as_str()).collect();
-            sqlx::query(
-                "UPDATE cases SET deadlines = $2, sla_reminded = $3, escalation_level = $4, overdue_since = $5,
-                        next_sla_at = $6, clocks_restart_at = NULL, resumed_at = NULL,
-                        paused_at = CASE WHEN resumed_at IS NOT NULL THEN NULL ELSE paused_at END
-                 WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(plan.deadlines.map(|d| serde_json::to_value(d).unwrap_or_default()))
-            .bind(&reminded)
-            .bind(i16::from(decision.escalation_level))
-            .bind(decision.overdue_since)
-            .bind(decision.next_check)
-            .execute(&mut *tx)
-            .await?;
-            for (action, recipient) in decision.actions.iter().zip(&plan.recipients) {
-                let (name, stage, due_at, level) = match *action {
-                    SlaAction::Remind { stage, due_at } => {
-                        outcome.reminders += 1;
-                        ("remind", stage, due_at, None)
-                    }
-                    SlaAction::Escalate {
-                        stage,
-                        due_at,
-                        level,
-                    } => {
-                        outcome.escalations += 1;
-                        if level > 0 {
-                            self.add_watcher(&mut tx, row.id, recipient, "escalation", now)
-                                .await?;
-                        }
-                        if let Some(url) = &row.owner_webhook_url {
-                            escalated_webhooks.push((row.id, url.clone()));
-                        }
-                        ("escalate", stage, due_at, Some(level))
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, note, details)
-                     VALUES ($1, $2, 'closeloop', $3, $4, $4, NULL, $5)",
-                )
-                .bind(row.id)
-                .bind(now)
-                .bind(name)
-                .bind(row.status.as_str())
-                .bind(serde_json::json!({
-                    "stage": stage.as_str(), "due_at": due_at, "level": level, "to": recipient.email,
-                }))
-                .execute(&mut *tx)
+            self.record_decision(&mut tx, &row, &plan, now, &mut notices, &mut outcome)
                 .await?;
-                mail.entry(recipient.email.clone())
-                    .or_insert_with(|| (recipient.clone(), Vec::new()))
-                    .1
-                    .push((row.id, *action));
-            }
         }
+        outcome.emails = self.queue_notices(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
 
-        let mut ids: Vec<Uuid> = mail
+    /// Record one case's decision: its clocks, a history line per action,
+    /// escalation watchers; gather who must be told in `notices`.
+    async fn record_decision(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        row: &SlaCaseRow,
+        plan: &SlaPlan,
+        now: DateTime<Utc>,
+        notices: &mut Notices,
+        outcome: &mut SlaTickOutcome,
+    ) -> Result<()> {
+        let decision = &plan.decision;
+        let reminded: Vec<&str> = decision.reminded.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "UPDATE cases SET deadlines = $2, sla_reminded = $3, escalation_level = $4, overdue_since = $5,
+                    next_sla_at = $6, clocks_restart_at = NULL, resumed_at = NULL,
+                    paused_at = CASE WHEN resumed_at IS NOT NULL THEN NULL ELSE paused_at END
+             WHERE id = $1",
+        )
+        .bind(row.id)
+        .bind(plan.deadlines.map(|d| serde_json::to_value(d).unwrap_or_default()))
+        .bind(&reminded)
+        .bind(i16::from(decision.escalation_level))
+        .bind(decision.overdue_since)
+        .bind(decision.next_check)
+        .execute(&mut *tx)
+        .await?;
+        for (action, recipient) in decision.actions.iter().zip(&plan.recipients) {
+            let (name, stage, due_at, level) = match *action {
+                SlaAction::Remind { stage, due_at } => {
+                    outcome.reminders += 1;
+                    ("remind", stage, due_at, None)
+                }
+                SlaAction::Escalate {
+                    stage,
+                    due_at,
+                    level,
+                } => {
+                    outcome.escalations += 1;
+                    if level > 0 {
+                        self.add_watcher(&mut *tx, row.id, recipient, "escalation", now)
+                            .await?;
+                    }
+                    if let Some(url) = &row.owner_webhook_url {
+                        notices.webhooks.push((row.id, url.clone()));
+                    }
+                    ("escalate", stage, due_at, Some(level))
+                }
+            };
+            let entry = HistoryEntry {
+                at: now,
+                actor: SYSTEM_ACTOR.into(),
+                action: name.into(),
+                from_status: Some(row.status),
+                to_status: row.status,
+                note: None,
+                details: serde_json::json!({
+                    "stage": stage.as_str(), "due_at": due_at, "level": level, "to": recipient.email,
+                }),
+            };
+            history::append(&mut *tx, &[(row.id, &entry)]).await?;
+            notices
+                .mail
+                .entry(recipient.email.clone())
+                .or_insert_with(|| (recipient.clone(), Vec::new()))
+                .1
+                .push((row.id, *action));
+        }
+        Ok(())
+    }
+
+    /// Queue one follow-up email per recipient and the escalation
+    /// webhooks; returns the number of emails.
+    async fn queue_notices(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        notices: Notices,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut ids: Vec<Uuid> = notices
+            .mail
             .values()
             .flat_map(|(_, items)| items.iter().map(|(id, _)| *id))
-            .chain(escalated_webhooks.iter().map(|(id, _)| *id))
+            .chain(notices.webhooks.iter().map(|(id, _)| *id))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -257,52 +290,25 @@ impl Store {
             .map(|v| (v.id, v))
             .collect();
         let mut outbox = OutboxRows::default();
-        for (recipient, actions) in mail.into_values() {
+        for (recipient, actions) in notices.mail.into_values() {
             let items: Vec<FollowupItem> = actions
                 .iter()
-                .filter_map(|(id, action)| {
-                    let case = views.get(id)?.to_wire();
-                    Some(match *action {
-                        SlaAction::Remind { stage, due_at } => FollowupItem {
-                            notice: Notice::Reminder,
-                            stage: Some(stage),
-                            due_at: Some(due_at),
-                            actor: None,
-                            case,
-                        },
-                        SlaAction::Escalate {
-                            stage,
-                            due_at,
-                            level,
-                        } => FollowupItem {
-                            notice: if level == 0 {
-                                Notice::Overdue
-                            } else {
-                                Notice::Escalation
-                            },
-                            stage: Some(stage),
-                            due_at: Some(due_at),
-                            actor: None,
-                            case,
-                        },
-                    })
-                })
+                .filter_map(|(id, action)| Some(followup_item(*action, views.get(id)?)))
                 .collect();
             // A single-case email belongs to its case (it shows in the case's
             // deliveries); a summary belongs to no one case.
             let case_id = (items.len() == 1).then(|| items[0].case.id);
             push_followup(&mut outbox, case_id, &recipient, items, now);
         }
-        outcome.emails = outbox.len();
-        for (id, url) in escalated_webhooks {
+        let emails = outbox.len();
+        for (id, url) in notices.webhooks {
             if let Some(view) = views.get(&id) {
                 let body = webhook_body(CaseEventType::Escalated, view, now);
                 outbox.push_case(Channel::Webhook, &url, body);
             }
         }
-        outbox.insert(&mut tx, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        outbox.insert(&mut *tx, now).await?;
+        Ok(emails)
     }
 
     /// Subscribe someone to a case's acknowledgement and resolution.
@@ -432,6 +438,36 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         Ok(())
+    }
+}
+
+/// Who an SLA tick must tell: per recipient email, the recipient and the
+/// (case, action) pairs; and the cases whose owner's webhook hears of an
+/// escalation.
+#[derive(Default)]
+struct Notices {
+    mail: BTreeMap<String, (Recipient, Vec<(Uuid, SlaAction)>)>,
+    webhooks: Vec<(Uuid, String)>,
+}
+
+/// One case of a follow-up email: a reminder, or an escalation (to the
+/// next level) or overdue notice (to the owner, with nobody above).
+fn followup_item(action: SlaAction, case: &CaseView) -> FollowupItem {
+    let (notice, stage, due_at) = match action {
+        SlaAction::Remind { stage, due_at } => (Notice::Reminder, stage, due_at),
+        SlaAction::Escalate {
+            stage,
+            due_at,
+            level: 0,
+        } => (Notice::Overdue, stage, due_at),
+        SlaAction::Escalate { stage, due_at, .. } => (Notice::Escalation, stage, due_at),
+    };
+    FollowupItem {
+        notice,
+        stage: Some(stage),
+        due_at: Some(due_at),
+        actor: None,
+        case: case.to_wire(),
     }
 }
 

@@ -2,16 +2,17 @@
 //! webhooks and the emails show, and the state the core's transitions act on.
 
 use chrono::{DateTime, Utc};
+use closeloop_core::event::event_from_value;
 use closeloop_core::sla::Deadlines;
 use closeloop_core::{CaseEventType, CaseState, FeedbackEvent, Severity, Status};
 use closeloop_wire::{CaseSlaV1, CaseV1, WebhookBody};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError};
 
-/// A case as the API and webhooks show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A case as the store reads it: the read model, not a contract (the API
+/// answers its own DTOs; webhooks and emails carry `CaseV1`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseView {
     pub id: Uuid,
     /// The case's page, for people.
@@ -40,16 +41,14 @@ pub struct CaseView {
     /// The triggering event, with the customer's contact details.
     pub event: FeedbackEvent,
     /// The SLA clocks; absent when the case's severity has no targets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<CaseSla>,
     /// When a later promoter response from the same customer closed the
     /// recovery loop.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_at: Option<DateTime<Utc>>,
 }
 
 /// Where a case stands against its SLA.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseSla {
     pub deadlines: Deadlines,
     /// 0: not escalated; 1: the owner's manager was told; and so on.
@@ -115,8 +114,9 @@ impl CaseRow {
             url: store.case_url(self.id),
             status: Status::parse(&self.status).ok_or_else(|| corrupt("unknown status"))?,
             severity: Severity::parse(&self.severity).ok_or_else(|| corrupt("unknown severity"))?,
-            event: serde_json::from_value(self.event.clone())
-                .map_err(|e| corrupt(&e.to_string()))?,
+            // Back through the contract's parser: a stored event is checked
+            // as strictly as a received one.
+            event: event_from_value(&self.event).map_err(|e| corrupt(&format!("event: {e}")))?,
             id: self.id,
             version: self.version,
             owner_id: self.owner_id,

@@ -1,6 +1,8 @@
 use closeloop_core::Status;
 use closeloop_store::CaseFilter;
 
+use crate::dto::{CaseDetailBody, CaseListBody, HistoryItem};
+
 use super::prelude::*;
 use super::rules::rules_control;
 
@@ -41,10 +43,7 @@ pub(crate) async fn list_cases(
         scope: caller.scope().cloned(),
     };
     let cases = state.store.list_cases(&filter).await?;
-    Ok(
-        Json(json!({"cases": cases, "limit": filter.limit, "offset": filter.offset}))
-            .into_response(),
-    )
+    Ok(Json(CaseListBody::new(&cases, filter.limit, filter.offset)).into_response())
 }
 
 pub(crate) fn parse_id(text: &str) -> Result<Uuid, ApiError> {
@@ -119,7 +118,7 @@ pub(crate) async fn get_case(
     VisibleCase(id): VisibleCase,
 ) -> Result<Response, ApiError> {
     let detail = state.store.case_detail(id).await?;
-    Ok(Json(detail).into_response())
+    Ok(Json(CaseDetailBody::from(&detail)).into_response())
 }
 
 pub(crate) async fn root_causes(State(state): State<AppState>) -> Json<Value> {
@@ -166,7 +165,7 @@ pub(crate) async fn case_trace(
         "rules": detail.case.rule_ids,
         "route": detail.case.route,
         "owner_id": detail.case.owner_id,
-        "history": detail.history,
+        "history": detail.history.iter().map(HistoryItem::from).collect::<Vec<_>>(),
         "deliveries": deliveries,
     }))
     .into_response())
@@ -201,7 +200,7 @@ pub(crate) async fn reassign(
         .reassign(id, &owner, &b.reason, &actor, state.clock.now())
         .await?;
     tracing::info!(case = %id, owner = %owner.id, actor, "case reassigned");
-    Ok(Json(detail).into_response())
+    Ok(Json(CaseDetailBody::from(&detail)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,3 +1,5 @@
+use closeloop_store::{CaseGrouping, ScoreGrouping};
+
 use super::prelude::*;
 
 #[derive(Debug, Deserialize)]
@@ -12,16 +14,11 @@ pub(crate) async fn loop_metrics(
     ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Response, ApiError> {
     let group_by = query.group_by.as_deref().unwrap_or("owner");
-    let column = match group_by {
-        "owner" => "owner_id",
-        "store" => "store_id",
-        "region" => "region",
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "group_by: must be one of owner, store, region (got \"{other}\")"
-            )))
-        }
-    };
+    let column = CaseGrouping::parse(group_by).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "group_by: must be one of owner, store, region (got \"{group_by}\")"
+        ))
+    })?;
     let to = query
         .to
         .unwrap_or_else(|| state.clock.now() + chrono::Duration::seconds(1));
@@ -78,7 +75,12 @@ pub(crate) async fn metrics(
     let now = state.clock.now();
     match state
         .store
-        .loop_metrics("owner_id", now - chrono::Duration::days(30), now, now)
+        .loop_metrics(
+            CaseGrouping::Owner,
+            now - chrono::Duration::days(30),
+            now,
+            now,
+        )
         .await
     {
         Ok(rows) => body.push_str(&loop_exposition(&rows)),
@@ -190,17 +192,11 @@ pub(crate) async fn score_metrics(
     ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Response, ApiError> {
     let group_by = query.group_by.as_deref().unwrap_or("store");
-    let expr = match group_by {
-        "store" => "store_id",
-        "region" => "region",
-        "touchpoint" => "touchpoint",
-        "day" => "(occurred_at AT TIME ZONE 'UTC')::date",
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "group_by: must be one of store, region, touchpoint, day (got \"{other}\")"
-            )))
-        }
-    };
+    let expr = ScoreGrouping::parse(group_by).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "group_by: must be one of store, region, touchpoint, day (got \"{group_by}\")"
+        ))
+    })?;
     let to = query
         .to
         .unwrap_or_else(|| state.clock.now() + chrono::Duration::seconds(1));

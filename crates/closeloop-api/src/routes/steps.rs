@@ -125,5 +125,5 @@ pub(crate) async fn case_step(
         .apply_command(id, &command, &actor, state.clock.now(), &state.root_causes)
         .await?;
     tracing::info!(case = %id, action = command.action(), actor, status = %detail.case.status, "case updated");
-    Ok(Json(detail).into_response())
+    Ok(Json(crate::dto::CaseDetailBody::from(&detail)).into_response())
 }
