@@ -9,6 +9,7 @@
 mod auth;
 pub mod dto;
 mod error;
+pub mod exposition;
 mod input;
 mod limits;
 mod links;

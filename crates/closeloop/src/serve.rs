@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use closeloop_api::exposition::{Exposition, Kind};
 use closeloop_api::{AppState, EventIntake};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
@@ -181,34 +182,42 @@ impl closeloop_api::MetricsSource for Metrics {
                 rules.reload_failures,
             ),
         ];
-        let mut out = String::new();
+        let mut out = Exposition::new();
         for (name, help, value) in counters {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-            ));
+            out.single(name, help, Kind::Counter, value);
         }
-        out.push_str(
-            "# HELP closeloop_intake_seconds_total Time of the intake loop per phase: fetch (waiting for and gathering messages), store (parse, decide, persist), commit (offsets).\n# TYPE closeloop_intake_seconds_total counter\n",
+        let phases = "closeloop_intake_seconds_total";
+        out.family(
+            phases,
+            "Time of the intake loop per phase: fetch (waiting for and gathering messages), store (parse, decide, persist), commit (offsets).",
+            Kind::Counter,
         );
         for (phase, micros) in [
             ("fetch", &self.intake.fetch_micros),
             ("store", &self.intake.store_micros),
             ("commit", &self.intake.commit_micros),
         ] {
-            out.push_str(&format!(
-                "closeloop_intake_seconds_total{{phase=\"{phase}\"}} {}\n",
-                micros.load(Relaxed) as f64 / 1e6
-            ));
+            out.sample(
+                phases,
+                &[("phase", phase)],
+                micros.load(Relaxed) as f64 / 1e6,
+            );
         }
-        out.push_str(&format!(
-            "# HELP closeloop_rules_info The active rules set.\n# TYPE closeloop_rules_info gauge\ncloseloop_rules_info{{version=\"{}\",rules=\"{}\"}} 1\n",
-            rules.version, rules.rules
-        ));
-        out.push_str(&format!(
-            "# HELP closeloop_rules_last_reload_failed Whether the last reload was refused.\n# TYPE closeloop_rules_last_reload_failed gauge\ncloseloop_rules_last_reload_failed {}\n",
-            u8::from(rules.last_error.is_some())
-        ));
-        out
+        let version = rules.version.to_string();
+        let count = rules.rules.to_string();
+        out.family("closeloop_rules_info", "The active rules set.", Kind::Gauge)
+            .sample(
+                "closeloop_rules_info",
+                &[("version", &version), ("rules", &count)],
+                1,
+            );
+        out.single(
+            "closeloop_rules_last_reload_failed",
+            "Whether the last reload was refused.",
+            Kind::Gauge,
+            u8::from(rules.last_error.is_some()),
+        );
+        out.finish()
     }
 }
 

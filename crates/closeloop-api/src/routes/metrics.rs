@@ -1,5 +1,7 @@
 use closeloop_store::{CaseGrouping, ScoreGrouping};
 
+use crate::exposition::{Exposition, Kind};
+
 use super::prelude::*;
 
 #[derive(Debug, Deserialize)]
@@ -161,28 +163,17 @@ pub(crate) fn loop_exposition(rows: &[closeloop_store::LoopMetricsRow]) -> Strin
             |r| r.recovery_rate,
         ),
     ];
-    let mut out = String::new();
+    let mut out = Exposition::new();
     for (name, help, figure) in figures {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        out.family(name, help, Kind::Gauge);
         for row in rows {
             if let Some(value) = figure(row) {
                 let owner = row.group.as_deref().unwrap_or("");
-                out.push_str(&format!(
-                    "{name}{{owner=\"{}\"}} {value}\n",
-                    escape_label(owner)
-                ));
+                out.sample(name, &[("owner", owner)], value);
             }
         }
     }
-    out
-}
-
-/// A label value as the exposition format wants it.
-pub(crate) fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    out.finish()
 }
 
 /// `GET /v1/metrics/scores?group_by=store|region|touchpoint|day&from=&to=`:
@@ -203,15 +194,4 @@ pub(crate) async fn score_metrics(
     let from = query.from.unwrap_or(to - chrono::Duration::days(90));
     let rows = state.store.score_metrics(expr, from, to).await?;
     Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape_label("x\ny"), "x\\ny");
-    }
 }
