@@ -81,13 +81,13 @@ fn matrix() -> Vec<(&'static str, &'static str, [Expect; 5], &'static str)> {
         ("POST", "/v1/rules/reload", operations, ""),
         ("GET", "/v1/metrics/loop", operations, ""),
         ("GET", "/v1/metrics/scores", operations, ""),
-        // Open today; the manager-app issue (17) puts it behind a session or
-        // a signed link.
+        // No bearer token: the page opens from the email's signed link
+        // (checked in e2e.rs); without one it is 404 with no case data.
         (
             "GET",
             "/cases/{id}",
             open,
-            "the case page: open until the web app's sign-in",
+            "the case page: a signed link from the email",
         ),
         (
             "GET",

@@ -64,7 +64,7 @@ async fn the_story_closes_the_loop() {
         "Julie Moreau",
         "julie.moreau@example.org",
         "+33 6 12 34 56 78",
-        &format!("{}/cases/{case_id}", env.base_url),
+        &format!("{}/cases/{case_id}?link=", env.base_url),
     ] {
         assert!(
             email.text.contains(expected),
@@ -280,15 +280,25 @@ async fn the_story_closes_the_loop() {
         json!([{"root_cause": "delivery_delay", "cases": 1}])
     );
 
-    // The page linked from the email shows the case.
-    let page = client
-        .get(format!("{}/cases/{case_id}", env.base_url))
-        .send()
-        .await
-        .unwrap();
+    // The page linked from the email shows the case; without the email's
+    // signed link, or with one altered or of another case, it shows none of it.
+    let link = env.case_link(case_id).await;
+    let page = client.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     assert!(page.contains("Julie Moreau") && page.contains("resolved"));
+    let bare = format!("{}/cases/{case_id}", env.base_url);
+    let altered = format!("{}x", link.trim_end_matches(|c: char| c != '.'));
+    let other = link.replace(&case_id.to_string(), &uuid::Uuid::now_v7().to_string());
+    for (url, status) in [(&bare, 404), (&altered, 403), (&other, 403)] {
+        let page = client.get(url.as_str()).send().await.unwrap();
+        assert_eq!(page.status(), status, "{url}");
+        let page = page.text().await.unwrap();
+        assert!(
+            !page.contains("Julie Moreau") && !page.contains("julie.moreau"),
+            "{url}: {page}"
+        );
+    }
 
     // SIGTERM drains and exits cleanly.
     let status = service.terminate(Duration::from_secs(25)).unwrap();

@@ -145,7 +145,7 @@ async fn reminders_escalation_and_watchers() {
     );
 
     // The case page shows the flag; without auth it asks for a name.
-    let page = reqwest::get(env.api(&format!("/cases/{case_id}")))
+    let page = reqwest::get(env.case_link(case_id).await)
         .await
         .unwrap()
         .text()
@@ -663,7 +663,7 @@ async fn tokens_roles_and_manager_scope() {
 
     // The case page (public by its random id) asks for the token, not a
     // name, and shows the SLA deadlines.
-    let page = reqwest::get(env.api(&format!("/cases/{lyon}")))
+    let page = reqwest::get(env.case_link(lyon).await)
         .await
         .unwrap()
         .text()

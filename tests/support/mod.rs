@@ -904,6 +904,25 @@ required = {auth}
         format!("{}{path}", self.base_url)
     }
 
+    /// The signed page link of `case` as an email carries it (the first
+    /// email received that has one), once it arrived.
+    pub async fn case_link(&self, case: uuid::Uuid) -> String {
+        let prefix = format!("{}/cases/{case}?link=", self.base_url);
+        eventually(
+            "an email with the case link",
+            Duration::from_secs(30),
+            || async {
+                self.smtp.emails().iter().find_map(|e| {
+                    let start = e.text.find(&prefix)?;
+                    let rest = &e.text[start..];
+                    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                    Some(rest[..end].to_owned())
+                })
+            },
+        )
+        .await
+    }
+
     /// GET an API path (no token) and decode its JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         reqwest::get(self.api(path))

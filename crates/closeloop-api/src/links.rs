@@ -5,7 +5,7 @@
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use closeloop_core::links::{verify, LinkAction, LinkClaims};
+use closeloop_core::links::{verify, verify_view, LinkAction, LinkClaims};
 use closeloop_store::StoreError;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -33,6 +33,36 @@ fn refused(status: StatusCode, reason: &str) -> Response {
             escape(reason)
         ),
     )
+}
+
+/// Whether `link` opens case `id`: a genuine, unexpired case link issued
+/// for that case. The refusal is a page that names the reason and shows no
+/// case data.
+pub(crate) fn check_view(
+    state: &AppState,
+    id: Uuid,
+    link: Option<&str>,
+) -> Result<(), Box<Response>> {
+    let missing = || {
+        Box::new(page(
+            StatusCode::NOT_FOUND,
+            "Open the case from your email",
+            "<p>This page opens from the link in the alert email, which is signed for \
+             this case. Ask for a new email if yours is lost.</p>",
+        ))
+    };
+    let (Some(secret), Some(link)) = (&state.link_secret, link) else {
+        return Err(missing());
+    };
+    let claims = verify_view(secret, link, state.clock.now())
+        .map_err(|e| Box::new(refused(StatusCode::FORBIDDEN, &e.to_string())))?;
+    if claims.view_case != id.to_string() {
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "this link was issued for another case",
+        )));
+    }
+    Ok(())
 }
 
 fn claims(state: &AppState, token: &str) -> Result<(LinkClaims, Uuid), Box<Response>> {

@@ -103,10 +103,59 @@ fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
 }
 
 /// Sign `claims` into a URL-safe token.
+/// What a case link asserts: "the holder may read this case until then".
+/// Read-only and reusable (emails get opened twice, and forwarded: it opens
+/// that one case, nothing else). Its fields differ from [`LinkClaims`], so
+/// one kind of token never reads as the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewClaims {
+    pub view_case: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A signed case link token.
+pub fn sign_view(secret: &[u8], claims: &ViewClaims) -> String {
+    sign_payload(
+        secret,
+        &serde_json::to_vec(claims).expect("claims serialize"),
+    )
+}
+
+/// The claims of a case link token, if it is genuine and not expired.
+pub fn verify_view(
+    secret: &[u8],
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<ViewClaims, LinkError> {
+    let payload = verified_payload(secret, token)?;
+    let claims: ViewClaims = serde_json::from_slice(&payload).map_err(|_| LinkError::Malformed)?;
+    if claims.expires_at <= now {
+        return Err(LinkError::Expired(claims.expires_at));
+    }
+    Ok(claims)
+}
+
+fn sign_payload(secret: &[u8], payload: &[u8]) -> String {
+    let signature = mac(secret, payload).finalize().into_bytes();
+    format!("{}.{}", B64.encode(payload), B64.encode(signature))
+}
+
+/// The payload of `token`, once its signature is checked.
+fn verified_payload(secret: &[u8], token: &str) -> Result<Vec<u8>, LinkError> {
+    let (payload, signature) = token.split_once('.').ok_or(LinkError::Malformed)?;
+    let payload = B64.decode(payload).map_err(|_| LinkError::Malformed)?;
+    let signature = B64.decode(signature).map_err(|_| LinkError::Malformed)?;
+    mac(secret, &payload)
+        .verify_slice(&signature)
+        .map_err(|_| LinkError::BadSignature)?;
+    Ok(payload)
+}
+
 pub fn sign(secret: &[u8], claims: &LinkClaims) -> String {
-    let payload = serde_json::to_vec(claims).expect("claims serialize");
-    let signature = mac(secret, &payload).finalize().into_bytes();
-    format!("{}.{}", B64.encode(&payload), B64.encode(signature))
+    sign_payload(
+        secret,
+        &serde_json::to_vec(claims).expect("claims serialize"),
+    )
 }
 
 /// What the `link_token` fuzz target and its replay check on any input:
@@ -128,12 +177,7 @@ pub fn check_token(secret: &[u8], data: &[u8]) {
 /// Check a token's signature and expiry at `now`. Staleness and single use
 /// need the case and the store: the caller checks them.
 pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
-    let (payload, signature) = token.split_once('.').ok_or(LinkError::Malformed)?;
-    let payload = B64.decode(payload).map_err(|_| LinkError::Malformed)?;
-    let signature = B64.decode(signature).map_err(|_| LinkError::Malformed)?;
-    mac(secret, &payload)
-        .verify_slice(&signature)
-        .map_err(|_| LinkError::BadSignature)?;
+    let payload = verified_payload(secret, token)?;
     let claims: LinkClaims = serde_json::from_slice(&payload).map_err(|_| LinkError::Malformed)?;
     if claims.expires_at <= now {
         return Err(LinkError::Expired(claims.expires_at));
@@ -194,6 +238,37 @@ mod tests {
         let later = Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
         assert!(matches!(
             verify(b"server-key", &token, later),
+            Err(LinkError::Expired(_))
+        ));
+    }
+
+    #[test]
+    fn case_links_open_one_case_and_never_act() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+        let view = ViewClaims {
+            view_case: "c-1".into(),
+            expires_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap(),
+        };
+        let token = sign_view(b"server-key", &view);
+        assert_eq!(verify_view(b"server-key", &token, now), Ok(view.clone()));
+        // One kind of token never passes for the other.
+        assert_eq!(
+            verify(b"server-key", &token, now),
+            Err(LinkError::Malformed)
+        );
+        let action = sign(b"server-key", &claims(LinkAction::Acknowledge));
+        assert_eq!(
+            verify_view(b"server-key", &action, now),
+            Err(LinkError::Malformed)
+        );
+        let forged = sign_view(b"another-key", &view);
+        assert_eq!(
+            verify_view(b"server-key", &forged, now),
+            Err(LinkError::BadSignature)
+        );
+        let later = Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
+        assert!(matches!(
+            verify_view(b"server-key", &token, later),
             Err(LinkError::Expired(_))
         ));
     }

@@ -108,7 +108,8 @@ impl EmailSender {
             .as_ref()
             .map(|l| l.links(case, now))
             .unwrap_or_default();
-        let email = self.templates.render(case, &actions)?;
+        let case = self.signed(case, now);
+        let email = self.templates.render(&case, &actions)?;
         self.send_rendered(delivery_id, to, email).await
     }
 
@@ -119,8 +120,10 @@ impl EmailSender {
         to: &str,
         locale: &str,
         cases: &[CaseV1],
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String> {
-        let email = self.templates.render_digest(locale, cases)?;
+        let cases: Vec<CaseV1> = cases.iter().map(|c| self.signed(c, now)).collect();
+        let email = self.templates.render_digest(locale, &cases)?;
         self.send_rendered(delivery_id, to, email).await
     }
 
@@ -130,9 +133,23 @@ impl EmailSender {
         delivery_id: &str,
         to: &str,
         payload: &closeloop_wire::FollowupV1,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String> {
-        let email = self.templates.render_followup(payload)?;
+        let mut payload = payload.clone();
+        for item in &mut payload.items {
+            item.case = self.signed(&item.case, now);
+        }
+        let email = self.templates.render_followup(&payload)?;
         self.send_rendered(delivery_id, to, email).await
+    }
+
+    /// The case with its page link signed, when links are on: the email's
+    /// "open the case" works without a sign-in, for that case only.
+    fn signed(&self, case: &CaseV1, now: chrono::DateTime<chrono::Utc>) -> CaseV1 {
+        match &self.links {
+            Some(links) => links.signed(case, now),
+            None => case.clone(),
+        }
     }
 
     async fn send_rendered(

@@ -1,7 +1,7 @@
 //! The one-click action links of alert emails (tokens: `closeloop_core::links`).
 
 use chrono::{DateTime, Utc};
-use closeloop_core::links::{sign, LinkAction, LinkClaims};
+use closeloop_core::links::{sign, sign_view, LinkAction, LinkClaims, ViewClaims};
 use closeloop_wire::CaseV1;
 use serde::Serialize;
 
@@ -46,6 +46,29 @@ impl LinkSigner {
             public_url: public_url.trim_end_matches('/').to_owned(),
             ttl,
             root_causes,
+        }
+    }
+
+    /// The case's page, signed: it opens that case (read-only) without a
+    /// sign-in until the TTL runs out.
+    pub fn view_url(&self, case: &CaseV1, now: DateTime<Utc>) -> String {
+        let claims = ViewClaims {
+            view_case: case.id.to_string(),
+            expires_at: now + self.ttl,
+        };
+        format!(
+            "{}/cases/{}?link={}",
+            self.public_url,
+            case.id,
+            sign_view(&self.secret, &claims)
+        )
+    }
+
+    /// `case` as an email shows it: its page link signed.
+    pub fn signed(&self, case: &CaseV1, now: DateTime<Utc>) -> CaseV1 {
+        CaseV1 {
+            url: self.view_url(case, now),
+            ..case.clone()
         }
     }
 

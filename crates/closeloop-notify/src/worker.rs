@@ -322,12 +322,18 @@ impl Dispatcher {
         match message {
             OutboxMessage::Digest(digest) => {
                 self.email
-                    .send_digest(&id, &delivery.recipient, &digest.locale, &digest.cases)
+                    .send_digest(
+                        &id,
+                        &delivery.recipient,
+                        &digest.locale,
+                        &digest.cases,
+                        self.clock.now(),
+                    )
                     .await
             }
             OutboxMessage::Followup(followup) => {
                 self.email
-                    .send_followup(&id, &delivery.recipient, &followup)
+                    .send_followup(&id, &delivery.recipient, &followup, self.clock.now())
                     .await
             }
             OutboxMessage::CaseEmail(body) => {

@@ -125,11 +125,25 @@ pub(crate) async fn root_causes(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"root_causes": *state.root_causes}))
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    /// The signed case link of an email (`closeloop_core::links::ViewClaims`).
+    link: Option<String>,
+}
+
+/// `GET /cases/{id}?link=…`: the case page, opened from an email's signed
+/// link. Without a valid link for this very case it shows no customer data:
+/// a page that says why, and how to get in.
 pub(crate) async fn case_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let detail = state.store.case_detail(parse_id(&id)?).await?;
+    let case_id = parse_id(&id)?;
+    if let Err(refusal) = crate::links::check_view(&state, case_id, query.link.as_deref()) {
+        return Ok(*refusal);
+    }
+    let detail = state.store.case_detail(case_id).await?;
     Ok(Html(page::render(
         &detail,
         &state.root_causes,
