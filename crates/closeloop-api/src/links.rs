@@ -1,11 +1,11 @@
 //! Landing pages of one-click email links. `GET` only shows what the link
 //! will do (mail scanners open links: a GET must never act) with a note
-//! field; `POST` applies it, once, if the case has not changed since.
+//! field; `POST` applies it, once, if the case still allows that step.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use closeloop_core::links::{verify, verify_view, LinkAction, LinkClaims};
+use closeloop_core::links::{sign_view, verify, verify_view, LinkAction, LinkClaims, ViewClaims};
 use closeloop_store::StoreError;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -65,6 +65,18 @@ pub(crate) fn check_view(
     Ok(())
 }
 
+/// The case page, with a case link signed for it (as the emails carry).
+fn case_page_link(state: &AppState, id: Uuid) -> String {
+    let Some(secret) = &state.link_secret else {
+        return format!("/cases/{id}");
+    };
+    let claims = ViewClaims {
+        view_case: id.to_string(),
+        expires_at: state.clock.now() + chrono::Duration::days(1),
+    };
+    format!("/cases/{id}?link={}", sign_view(secret, &claims))
+}
+
 fn claims(state: &AppState, token: &str) -> Result<(LinkClaims, Uuid), Box<Response>> {
     let Some(secret) = &state.link_secret else {
         return Err(Box::new(refused(
@@ -98,13 +110,15 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
             );
         }
     };
-    if detail.case.version != claims.version {
+    let case = detail.case.to_wire();
+    if let Err(refusal) =
+        claims
+            .action
+            .possible(&case.state(), &state.root_causes, state.clock.now())
+    {
         return refused(
             StatusCode::CONFLICT,
-            &format!(
-                "the case changed since this email was sent (it is now {}).",
-                detail.case.status
-            ),
+            &format!("this step is no longer possible: {refusal}."),
         );
     }
     let event = &detail.case.event;
@@ -169,7 +183,6 @@ pub async fn apply(
             state.clock.now(),
             &state.root_causes,
             closeloop_store::LinkUse {
-                version: claims.version,
                 nonce: &claims.nonce,
                 action: kind(&claims.action),
             },
@@ -182,14 +195,14 @@ pub async fn apply(
                 StatusCode::OK,
                 "Done",
                 &format!(
-                    "<p>{}: recorded. The case is now <b>{}</b>.</p><p><a href=\"/cases/{id}\">See the case</a></p>",
+                    "<p>{}: recorded. The case is now <b>{}</b>.</p><p><a href=\"{}\">See the case</a></p>",
                     escape(&claims.action.label()),
-                    detail.case.status
+                    detail.case.status,
+                    escape(&case_page_link(&state, id))
                 ),
             )
         }
         Err(StoreError::LinkUsed) => refused(StatusCode::GONE, "this link was already used."),
-        Err(e @ StoreError::StaleVersion { .. }) => refused(StatusCode::CONFLICT, &e.to_string()),
         Err(StoreError::Transition(e)) => refused(StatusCode::CONFLICT, &e.to_string()),
         Err(e) => {
             tracing::warn!(error = %e, "a link could not be applied");

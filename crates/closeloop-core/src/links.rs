@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::case::{Command, ContactOutcome};
+use crate::case::{CaseState, Command, ContactOutcome};
 
 /// What a link does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,44 @@ impl LinkAction {
                 ),
             },
         }
+    }
+}
+
+impl LinkAction {
+    /// Every action an email can carry, in the email's order.
+    pub fn all(root_causes: &[String]) -> Vec<LinkAction> {
+        let mut all = vec![
+            LinkAction::Acknowledge,
+            LinkAction::Reached,
+            LinkAction::Voicemail,
+            LinkAction::NoAnswer,
+        ];
+        all.extend(root_causes.iter().cloned().map(LinkAction::Resolve));
+        all.push(LinkAction::NotMine);
+        all
+    }
+
+    /// Whether this action can be taken on a case in `state` now: the case
+    /// state machine's own answer, so an email never offers a step that
+    /// would be refused (resolving a case nobody acknowledged).
+    pub fn possible(
+        &self,
+        state: &CaseState,
+        root_causes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::TransitionError> {
+        let command = self.command(None);
+        state
+            .apply(&command, crate::case::SYSTEM_ACTOR, now, root_causes)
+            .map(|_| ())
+    }
+
+    /// The actions an email offers for a case in `state`.
+    pub fn offered(state: &CaseState, root_causes: &[String], now: DateTime<Utc>) -> Vec<Self> {
+        Self::all(root_causes)
+            .into_iter()
+            .filter(|a| a.possible(state, root_causes, now).is_ok())
+            .collect()
     }
 }
 
@@ -271,6 +309,35 @@ mod tests {
             verify_view(b"server-key", &token, later),
             Err(LinkError::Expired(_))
         ));
+    }
+
+    #[test]
+    fn emails_offer_only_the_steps_the_case_allows() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+        let causes = vec!["delivery_delay".to_owned()];
+        let offered = |status: crate::Status| {
+            let mut state = CaseState::opened();
+            state.status = status;
+            LinkAction::offered(&state, &causes, now)
+        };
+        use LinkAction::*;
+        let contact = [Acknowledge, Reached, Voicemail, NoAnswer, NotMine];
+        assert_eq!(
+            offered(crate::Status::Open),
+            contact,
+            "no resolve on a new case"
+        );
+        assert_eq!(
+            offered(crate::Status::Acknowledged),
+            [
+                Reached,
+                Voicemail,
+                NoAnswer,
+                Resolve("delivery_delay".into()),
+                NotMine
+            ]
+        );
+        assert_eq!(offered(crate::Status::Resolved), [NotMine]);
     }
 
     #[test]

@@ -72,31 +72,27 @@ impl LinkSigner {
         }
     }
 
-    /// Every action link for `case` at its current version, valid for the TTL.
+    /// The action links for `case`: only the steps its state allows now
+    /// (the core decides), each single use and valid for the TTL. Taking
+    /// one leaves the others usable as long as the case allows them.
     pub fn links(&self, case: &CaseV1, now: DateTime<Utc>) -> Vec<ActionLink> {
-        let mut actions = vec![
-            ("acknowledge", None, LinkAction::Acknowledge),
-            ("reached", None, LinkAction::Reached),
-            ("voicemail", None, LinkAction::Voicemail),
-            ("no_answer", None, LinkAction::NoAnswer),
-        ];
-        for cause in &self.root_causes {
-            actions.push((
-                "resolve",
-                Some(cause.clone()),
-                LinkAction::Resolve(cause.clone()),
-            ));
-        }
-        actions.push(("not_mine", None, LinkAction::NotMine));
-        actions
+        LinkAction::offered(&case.state(), &self.root_causes, now)
             .into_iter()
-            .map(|(kind, cause, action)| {
+            .map(|action| {
                 let claims = LinkClaims {
                     case_id: case.id.to_string(),
                     action: action.clone(),
                     version: case.version,
                     expires_at: now + self.ttl,
                     nonce: uuid::Uuid::new_v4().simple().to_string(),
+                };
+                let (kind, cause) = match &action {
+                    LinkAction::Acknowledge => ("acknowledge", None),
+                    LinkAction::Reached => ("reached", None),
+                    LinkAction::Voicemail => ("voicemail", None),
+                    LinkAction::NoAnswer => ("no_answer", None),
+                    LinkAction::Resolve(cause) => ("resolve", Some(cause.clone())),
+                    LinkAction::NotMine => ("not_mine", None),
                 };
                 ActionLink {
                     kind,

@@ -49,11 +49,11 @@ pub struct CaseDetail {
     pub watchers: Vec<crate::sla::WatcherView>,
 }
 
-/// The checks of a one-click link: the case version it was issued for, its
-/// single-use nonce, and the action (recorded with the nonce).
+/// The checks of a one-click link: its single-use nonce and the action
+/// (recorded with the nonce). Whether the step is still possible is the
+/// transition's answer, so a link keeps working after another step.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkUse<'a> {
-    pub version: i32,
     pub nonce: &'a str,
     pub action: &'a str,
 }
@@ -272,9 +272,8 @@ impl Store {
     }
 }
 
-/// Spend a one-click link: only if the case is still at the link's version
-/// and its nonce was never used. The case row is locked: two clicks of one
-/// link serialize here.
+/// Spend a one-click link: only if its nonce was never used. The case row
+/// is locked: two clicks of one link serialize here.
 async fn use_link(
     tx: &mut sqlx::PgConnection,
     row: &CaseRow,
@@ -288,12 +287,6 @@ async fn use_link(
             .await?;
     if used {
         return Err(StoreError::LinkUsed);
-    }
-    if row.version != link.version {
-        return Err(StoreError::StaleVersion {
-            expected: link.version,
-            actual: row.version,
-        });
     }
     let fresh = sqlx::query(
         "INSERT INTO used_links (nonce, case_id, action, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

@@ -15,9 +15,6 @@ pub enum StoreError {
     CaseNotFound(Uuid),
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    /// The case changed since the link was sent.
-    #[error("the case changed since this link was sent (version {expected}, now {actual})")]
-    StaleVersion { expected: i32, actual: i32 },
     #[error("this link was already used")]
     LinkUsed,
     #[error("stored data is unreadable: {0}")]

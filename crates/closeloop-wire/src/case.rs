@@ -45,6 +45,22 @@ pub struct CaseV1 {
     pub recovered_at: Option<DateTime<Utc>>,
 }
 
+impl CaseV1 {
+    /// The part of the case the state machine acts on.
+    pub fn state(&self) -> closeloop_core::CaseState {
+        closeloop_core::CaseState {
+            status: self.status,
+            version: self.version,
+            acknowledged_at: self.acknowledged_at,
+            first_contact_at: self.first_contact_at,
+            resolved_at: self.resolved_at,
+            closed_at: self.closed_at,
+            root_cause: self.root_cause.clone(),
+            contact_attempts: self.contact_attempts,
+        }
+    }
+}
+
 /// Where a case stands against its SLA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseSlaV1 {
