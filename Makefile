@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run run-kafka test deps deps-kafka stack stack-kafka stop build lint unit bench bench-rules chaos fuzz
+.PHONY: run run-kafka test deps deps-kafka stack stack-kafka stop build lint unit bench bench-rules chaos fuzz emails
 
 ## run: single-node mode (no broker): start PostgreSQL, SMTP and the webhook
 ## receiver, run the service, store the sample events, say where to look
@@ -68,6 +68,12 @@ bench-rules:
 CHAOS_ROUNDS ?= 20
 CHAOS_OUTAGE_SECS ?= 30
 CHAOS_EVENTS ?= 2000
+## emails: render every email kind (FR, EN) into target/rendered-emails and
+## screenshot them at phone and desktop width with headless Chromium.
+emails:
+	cargo test -p closeloop-notify --lib rendered_emails_are_written_for_review
+	@deploy/local/screenshot-emails.sh target/rendered-emails
+
 chaos: stack-kafka
 	cargo build --bin closeloop
 	rm -f .run/chaos-report.jsonl

@@ -52,7 +52,8 @@ async fn the_story_closes_the_loop() {
             .find(|e| e.to == "claire.martin@closeloop.local")
     })
     .await;
-    for expected in ["[HIGH]", "NPS 3", "LYON-02"] {
+    // Claire reads French: the severity and touchpoint are translated.
+    for expected in ["[HAUTE]", "Julie Moreau", "NPS 3", "LYON-02", "livraison"] {
         assert!(
             email.subject.contains(expected),
             "subject `{}` lacks {expected}",
@@ -74,7 +75,7 @@ async fn the_story_closes_the_loop() {
     }
     assert!(email.html.contains("Livraison avec trois jours de retard"));
     assert!(
-        email.text.starts_with("Un client attend votre rappel"),
+        email.text.starts_with("Julie Moreau attend votre rappel"),
         "Claire's locale is fr-FR: {}",
         email.text
     );

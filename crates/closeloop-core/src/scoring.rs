@@ -37,6 +37,14 @@ pub enum CesClass {
 }
 
 impl NpsClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NpsClass::Detractor => "detractor",
+            NpsClass::Passive => "passive",
+            NpsClass::Promoter => "promoter",
+        }
+    }
+
     pub const ALL: [NpsClass; 3] = [NpsClass::Detractor, NpsClass::Passive, NpsClass::Promoter];
 
     /// The scores of this class: the one definition, also used to count
@@ -51,6 +59,14 @@ impl NpsClass {
 }
 
 impl CsatClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CsatClass::Dissatisfied => "dissatisfied",
+            CsatClass::Neutral => "neutral",
+            CsatClass::Satisfied => "satisfied",
+        }
+    }
+
     pub const ALL: [CsatClass; 3] = [
         CsatClass::Dissatisfied,
         CsatClass::Neutral,
@@ -68,6 +84,14 @@ impl CsatClass {
 }
 
 impl CesClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CesClass::HighEffort => "high_effort",
+            CesClass::Neutral => "neutral",
+            CesClass::LowEffort => "low_effort",
+        }
+    }
+
     pub const ALL: [CesClass; 3] = [CesClass::HighEffort, CesClass::Neutral, CesClass::LowEffort];
 
     /// The scores of this class.

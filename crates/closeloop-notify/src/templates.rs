@@ -61,6 +61,13 @@ struct AlertContext<'a> {
     nps: Option<u8>,
     csat: Option<u8>,
     ces: Option<u8>,
+    /// The scores' classes, from the core (`detractor`, `high_effort`...),
+    /// for templates to name in their language.
+    nps_class: Option<&'static str>,
+    csat_class: Option<&'static str>,
+    ces_class: Option<&'static str>,
+    /// The customer as people see them (name, else id).
+    customer_name: &'a str,
     rules: &'a [String],
     store: Option<&'a str>,
     region: Option<&'a str>,
@@ -137,6 +144,10 @@ fn context<'a>(case: &'a CaseV1, actions: &'a [crate::links::ActionLink]) -> Ale
         nps: event.scores.nps.map(|s| s.value()),
         csat: event.scores.csat.map(|s| s.value()),
         ces: event.scores.ces.map(|s| s.value()),
+        nps_class: event.scores.nps.map(|s| s.class().as_str()),
+        csat_class: event.scores.csat.map(|s| s.class().as_str()),
+        ces_class: event.scores.ces.map(|s| s.class().as_str()),
+        customer_name: event.customer.display_name(),
         rules: &case.rule_ids,
         store: event.location.store_id.as_deref(),
         region: event.location.region.as_deref(),
@@ -540,9 +551,13 @@ mod tests {
         let templates = shipped();
         assert_eq!(templates.languages(), ["en", "fr"]);
         let en = templates.render(&case("en-GB"), &[]).unwrap();
-        assert_eq!(en.subject, "[HIGH] NPS 3, CES 2 | LYON-02 | delivery");
+        assert_eq!(
+            en.subject,
+            "[HIGH] Julie Moreau · NPS 3, CES 2 | LYON-02 | delivery"
+        );
         for expected in [
-            "A customer needs a call back",
+            "Julie Moreau is waiting for your call back",
+            "NPS 3 (detractor), CES 2 (high effort)",
             "Livraison avec <trois> jours de retard",
             "Julie Moreau",
             "julie@example.org",
@@ -564,16 +579,76 @@ mod tests {
         );
         let fr = templates.render(&case("fr-FR"), &[]).unwrap();
         assert!(
-            fr.text.starts_with("Un client attend votre rappel"),
+            fr.text.starts_with("Julie Moreau attend votre rappel"),
             "{}",
             fr.text
         );
-        assert!(fr.html.contains("Ouvrez le dossier"));
+        assert!(fr.html.contains("Ouvrir le dossier"));
+        assert_eq!(
+            fr.subject,
+            "[HAUTE] Julie Moreau · NPS 3, CES 2 | LYON-02 | livraison"
+        );
+        // French all through: no code of the contract shown as is.
+        for expected in [
+            "haute",
+            "livraison (web)",
+            "NPS 3 (détracteur), CES 2 (effort élevé)",
+        ] {
+            assert!(
+                fr.text.contains(expected),
+                "text lacks {expected}:\n{}",
+                fr.text
+            );
+        }
+        let with_links = templates.render(&case("fr-FR"), &sample_actions()).unwrap();
+        for (expected, code) in [
+            ("Résolu : retard de livraison", "delivery_delay"),
+            ("Pas mon magasin", "not_mine"),
+        ] {
+            assert!(with_links.html.contains(expected), "{}", with_links.html);
+            assert!(
+                !with_links.html.contains(&format!(">{code}")),
+                "{code} shown"
+            );
+        }
         let fallback = templates.render(&case("de-DE"), &[]).unwrap();
         assert_eq!(
             fallback.text, en.text,
             "unknown languages fall back to English"
         );
+    }
+
+    /// Every email kind rendered, HTML and text, French and English, into
+    /// `target/rendered-emails/` (ignored), for people to look at: `make
+    /// emails` screenshots them at phone and desktop width.
+    #[test]
+    fn rendered_emails_are_written_for_review() {
+        let templates = shipped();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/rendered-emails");
+        std::fs::create_dir_all(&dir).unwrap();
+        for locale in ["fr-FR", "en"] {
+            let language = &locale[..2];
+            let alert = templates.render(&case(locale), &sample_actions()).unwrap();
+            let digest = templates
+                .render_digest(locale, &[case(locale), case(locale)])
+                .unwrap();
+            let mut followup = sample_followups(&case(locale))[5].clone();
+            followup.locale = locale.into();
+            let followup = templates.render_followup(&followup).unwrap();
+            for (kind, email) in [("alert", alert), ("digest", digest), ("followup", followup)] {
+                assert!(email.html.starts_with("<!doctype html>"), "{kind}");
+                let base = dir.join(format!("{kind}-{language}"));
+                std::fs::write(base.with_extension("html"), &email.html).unwrap();
+                let text = format!("Subject: {}\n\n{}", email.subject, email.text);
+                if language == "fr" {
+                    // Labels in French, not the contract's codes.
+                    for code in ["[HIGH]", "| delivery", "| open", "high_effort"] {
+                        assert!(!text.contains(code), "{kind}: {code} in\n{text}");
+                    }
+                }
+                std::fs::write(base.with_extension("txt"), text).unwrap();
+            }
+        }
     }
 
     #[test]
