@@ -135,7 +135,11 @@ pub fn scores_text(case: &CaseV1) -> String {
     case.event.scores.summary()
 }
 
-fn context<'a>(case: &'a CaseV1, actions: &'a [crate::links::ActionLink]) -> AlertContext<'a> {
+fn context<'a>(
+    case: &'a CaseV1,
+    actions: &'a [crate::links::ActionLink],
+    language: &str,
+) -> AlertContext<'a> {
     let event = &case.event;
     AlertContext {
         severity: case.severity.as_str(),
@@ -153,7 +157,7 @@ fn context<'a>(case: &'a CaseV1, actions: &'a [crate::links::ActionLink]) -> Ale
         region: event.location.region.as_deref(),
         touchpoint: &event.journey.touchpoint,
         channel: event.journey.channel.as_deref(),
-        answered_at: event.occurred_at.format("%Y-%m-%d %H:%M %:z").to_string(),
+        answered_at: answered_at(&event.occurred_at, language),
         comment: event.comment.as_deref().filter(|c| !c.trim().is_empty()),
         customer: CustomerContext {
             id: &event.customer.id,
@@ -171,6 +175,16 @@ fn context<'a>(case: &'a CaseV1, actions: &'a [crate::links::ActionLink]) -> Ale
         case_id: case.id.to_string(),
         owner_name: &case.owner_name,
         actions,
+    }
+}
+
+/// When the customer answered, as a person of `language` reads it, in the
+/// answer's own time (the store's, for store surveys): "20/11/2026 10:15"
+/// in French, "20 Nov 2026, 10:15" in English.
+fn answered_at(at: &chrono::DateTime<chrono::FixedOffset>, language: &str) -> String {
+    match language {
+        "fr" => at.format("%d/%m/%Y %H:%M").to_string(),
+        _ => at.format("%-d %b %Y, %H:%M").to_string(),
     }
 }
 
@@ -374,7 +388,7 @@ impl EmailTemplates {
         case: &CaseV1,
         actions: &[crate::links::ActionLink],
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
-        let ctx = context(case, actions);
+        let ctx = context(case, actions, language);
         self.render_parts(language, "alert", &ctx)
     }
 }
@@ -558,6 +572,7 @@ mod tests {
         for expected in [
             "Julie Moreau is waiting for your call back",
             "NPS 3 (detractor), CES 2 (high effort)",
+            "20 Nov 2026, 10:15",
             "Livraison avec <trois> jours de retard",
             "Julie Moreau",
             "julie@example.org",
@@ -593,6 +608,7 @@ mod tests {
             "haute",
             "livraison (web)",
             "NPS 3 (détracteur), CES 2 (effort élevé)",
+            "20/11/2026 10:15",
         ] {
             assert!(
                 fr.text.contains(expected),
