@@ -5,7 +5,7 @@
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use closeloop_core::links::{sign_view, verify, verify_view, LinkAction, LinkClaims, ViewClaims};
+use closeloop_core::links::{sign_view, verify, verify_view, LinkClaims, ViewClaims};
 use closeloop_store::StoreError;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -110,11 +110,10 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
             );
         }
     };
-    let case = detail.case.to_wire();
-    if let Err(refusal) =
-        claims
-            .action
-            .possible(&case.state(), &state.root_causes, state.clock.now())
+    let now = state.clock.now();
+    if let Err(refusal) = claims
+        .action
+        .possible(&detail.case.state(), &state.root_causes, now)
     {
         return refused(
             StatusCode::CONFLICT,
@@ -146,17 +145,6 @@ pub struct NoteForm {
     note: Option<String>,
 }
 
-fn kind(action: &LinkAction) -> &'static str {
-    match action {
-        LinkAction::Acknowledge => "acknowledge",
-        LinkAction::Reached => "reached",
-        LinkAction::Voicemail => "voicemail",
-        LinkAction::NoAnswer => "no_answer",
-        LinkAction::Resolve(_) => "resolve",
-        LinkAction::NotMine => "not_mine",
-    }
-}
-
 /// `POST /a/{token}`: apply the action, once.
 pub async fn apply(
     State(state): State<AppState>,
@@ -184,13 +172,13 @@ pub async fn apply(
             &state.root_causes,
             closeloop_store::LinkUse {
                 nonce: &claims.nonce,
-                action: kind(&claims.action),
+                action: claims.action.kind(),
             },
         )
         .await;
     match result {
         Ok(detail) => {
-            tracing::info!(case = %id, action = kind(&claims.action), "one-click action applied");
+            tracing::info!(case = %id, action = claims.action.kind(), "one-click action applied");
             page(
                 StatusCode::OK,
                 "Done",

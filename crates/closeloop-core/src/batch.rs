@@ -138,6 +138,8 @@ pub struct Attachment<Id> {
 pub struct Reopening<Id> {
     pub input: usize,
     pub case: Id,
+    /// The command applied, as an owner's `reopen` would send it.
+    pub command: Command,
     pub transition: Transition,
 }
 
@@ -225,7 +227,7 @@ pub fn plan_batch<'a, Id: Copy>(
         recoveries: Vec::new(),
     };
     // Active cases by key as the batch goes, new ones included.
-    let mut open: HashMap<String, (CaseRef<Id>, Severity, Status)> = active
+    let mut open: HashMap<String, OpenEntry<Id>> = active
         .drain()
         .map(|(key, case)| {
             (
@@ -272,16 +274,18 @@ pub fn plan_batch<'a, Id: Copy>(
     plan
 }
 
+/// An active case of the batch, as coalescing sees it.
+type OpenEntry<Id> = (CaseRef<Id>, Severity, Status);
+
 /// A reopening (returns the case's active entry and creation time) or a
 /// recovery, recorded in `plan`; `None` when the answer does neither.
-#[allow(clippy::type_complexity)]
 fn recover_or_reopen<Id: Copy>(
     plan: &mut BatchPlan<'_, Id>,
     input: usize,
     candidate: &Candidate<'_>,
     case: ResolvedCase<Id>,
     now: DateTime<Utc>,
-) -> Option<((CaseRef<Id>, Severity, Status), DateTime<Utc>)> {
+) -> Option<(OpenEntry<Id>, DateTime<Utc>)> {
     let event = candidate.event;
     let details = serde_json::json!({
         "event_id": event.event_id,
@@ -296,6 +300,7 @@ fn recover_or_reopen<Id: Copy>(
         plan.reopenings.push(Reopening {
             input,
             case: case.id,
+            command,
             transition,
         });
         return Some((

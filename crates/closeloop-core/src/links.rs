@@ -74,6 +74,19 @@ impl LinkAction {
 }
 
 impl LinkAction {
+    /// The action's code: templates name it, and the store records it with
+    /// the link's nonce.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkAction::Acknowledge => "acknowledge",
+            LinkAction::Reached => "reached",
+            LinkAction::Voicemail => "voicemail",
+            LinkAction::NoAnswer => "no_answer",
+            LinkAction::Resolve(_) => "resolve",
+            LinkAction::NotMine => "not_mine",
+        }
+    }
+
     /// Every action an email can carry, in the email's order.
     pub fn all(root_causes: &[String]) -> Vec<LinkAction> {
         let mut all = vec![

@@ -86,16 +86,12 @@ impl LinkSigner {
                     expires_at: now + self.ttl,
                     nonce: uuid::Uuid::new_v4().simple().to_string(),
                 };
-                let (kind, cause) = match &action {
-                    LinkAction::Acknowledge => ("acknowledge", None),
-                    LinkAction::Reached => ("reached", None),
-                    LinkAction::Voicemail => ("voicemail", None),
-                    LinkAction::NoAnswer => ("no_answer", None),
-                    LinkAction::Resolve(cause) => ("resolve", Some(cause.clone())),
-                    LinkAction::NotMine => ("not_mine", None),
+                let cause = match &action {
+                    LinkAction::Resolve(cause) => Some(cause.clone()),
+                    _ => None,
                 };
                 ActionLink {
-                    kind,
+                    kind: action.kind(),
                     cause,
                     label: action.label(),
                     url: format!("{}/a/{}", self.public_url, sign(&self.secret, &claims)),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use closeloop_core::batch::{
     ActiveCase, BatchOptions, BatchPlan, CaseRef, ResolvedCase, Snapshot, SYSTEM_ACTOR,
 };
-use closeloop_core::{CaseEventType, CaseState, Command, HistoryEntry, Severity, Status};
+use closeloop_core::{CaseEventType, CaseState, HistoryEntry, Severity, Status};
 use uuid::Uuid;
 
 use crate::history;
@@ -120,9 +120,8 @@ impl Store {
             let row = resolved_rows.remove(&reopening.case).ok_or_else(|| {
                 StoreError::Corrupt(format!("case {} reopened unread", reopening.case))
             })?;
-            let reason = reopening.transition.entry.note.clone().unwrap_or_default();
             let applied = Applied {
-                command: &Command::Reopen { reason },
+                command: &reopening.command,
                 transition: &reopening.transition,
                 actor: SYSTEM_ACTOR,
                 new_owner: None,

@@ -191,13 +191,16 @@ impl Store {
             self.record_decision(&mut tx, &row, &plan, now, &mut notices, &mut outcome)
                 .await?;
         }
+        let lines: Vec<(Uuid, &HistoryEntry)> =
+            notices.history.iter().map(|(id, e)| (*id, e)).collect();
+        history::append(&mut tx, &lines).await?;
         outcome.emails = self.queue_notices(&mut tx, notices, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
-    /// Record one case's decision: its clocks, a history line per action,
-    /// escalation watchers; gather who must be told in `notices`.
+    /// Record one case's decision: its clocks and escalation watchers;
+    /// gather its history lines and who must be told in `notices`.
     async fn record_decision(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -256,7 +259,7 @@ impl Store {
                     "stage": stage.as_str(), "due_at": due_at, "level": level, "to": recipient.email,
                 }),
             };
-            history::append(&mut *tx, &[(row.id, &entry)]).await?;
+            notices.history.push((row.id, entry));
             notices
                 .mail
                 .entry(recipient.email.clone())
@@ -441,13 +444,15 @@ impl Store {
     }
 }
 
-/// Who an SLA tick must tell: per recipient email, the recipient and the
-/// (case, action) pairs; and the cases whose owner's webhook hears of an
-/// escalation.
+/// What an SLA tick gathers across its cases: per recipient email, the
+/// recipient and the (case, action) pairs; the cases whose owner's webhook
+/// hears of an escalation; and the history lines to append.
 #[derive(Default)]
 struct Notices {
     mail: BTreeMap<String, (Recipient, Vec<(Uuid, SlaAction)>)>,
     webhooks: Vec<(Uuid, String)>,
+    /// The `remind` / `escalate` history lines, appended in one statement.
+    history: Vec<(Uuid, HistoryEntry)>,
 }
 
 /// One case of a follow-up email: a reminder, or an escalation (to the

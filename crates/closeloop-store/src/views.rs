@@ -140,7 +140,8 @@ impl CaseRow {
 }
 
 impl CaseView {
-    pub(crate) fn state(&self) -> CaseState {
+    /// The part of the case the state machine acts on.
+    pub fn state(&self) -> CaseState {
         CaseState {
             status: self.status,
             version: self.version,
