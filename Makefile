@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run run-kafka test deps deps-kafka stack stack-kafka stop build lint unit bench bench-rules chaos fuzz emails
+.PHONY: run run-kafka test deps deps-kafka stack stack-kafka stop build lint unit bench bench-web bench-rules chaos fuzz emails
 
 ## run: single-node mode (no broker): start PostgreSQL, SMTP and the webhook
 ## receiver, run the service, store the sample events, say where to look
@@ -59,6 +59,11 @@ bench: stack-kafka
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; }
 	cargo build --release --bin closeloop --bin closeloop-bench
 	. .run/stack.env && target/release/closeloop-bench $(BENCH_ARGS)
+
+## bench-web: the manager's inbox with 5,000 open cases (its own section of BENCHMARKS.md)
+bench-web: stack
+	cargo build --release --bin closeloop --bin closeloop-bench
+	. .run/stack.env && target/release/closeloop-bench --only inbox $(BENCH_ARGS)
 
 ## bench-rules: compiled rules vs the cel interpreter (figures in BENCHMARKS.md)
 bench-rules:

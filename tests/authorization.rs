@@ -1,7 +1,8 @@
 //! The authorization matrix: every route of the router × every kind of
 //! caller has an expected answer. The routes are read from the router's own
-//! source (`crates/closeloop-api/src/lib.rs`), so a new route without an
-//! entry here fails the test until someone decides who may use it.
+//! source (`crates/closeloop-api/src/lib.rs` and the web app's
+//! `web/mod.rs`), so a new route without an entry here fails the test until
+//! someone decides who may use it.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +22,9 @@ enum Expect {
     Hidden,
     /// Public by design (health, signed links): never 401 or 403.
     Public,
+    /// A web app page: sessions and form tokens decide, not bearer tokens
+    /// (`tests/web.rs` checks them): never 401.
+    Page,
 }
 use Expect::*;
 
@@ -38,6 +42,7 @@ fn matrix() -> Vec<(&'static str, &'static str, [Expect; 5], &'static str)> {
     let case = [Allowed, Allowed, Allowed, Hidden, Unauthorized];
     let operations = [Allowed, Allowed, Forbidden, Forbidden, Unauthorized];
     let open = [Public; 5];
+    let page = [Page; 5];
     vec![
         (
             "POST",
@@ -81,14 +86,44 @@ fn matrix() -> Vec<(&'static str, &'static str, [Expect; 5], &'static str)> {
         ("POST", "/v1/rules/reload", operations, ""),
         ("GET", "/v1/metrics/loop", operations, ""),
         ("GET", "/v1/metrics/scores", operations, ""),
-        // No bearer token: the page opens from the email's signed link
-        // (checked in e2e.rs); without one it is 404 with no case data.
+        // The web app: a session or the email's signed link (checked in
+        // web.rs and e2e.rs); without either, 404 with no case data.
+        ("GET", "/", page, "redirects to the inbox"),
+        ("GET", "/signin", page, ""),
+        ("POST", "/signin", page, "needs the form cookie's token"),
+        (
+            "POST",
+            "/signin/token",
+            page,
+            "an API token opens a session",
+        ),
+        ("GET", "/signin/{token}", page, "shows one button"),
+        ("POST", "/signin/{token}", page, "a sign-in link, once"),
+        ("POST", "/signout", page, ""),
+        ("GET", "/inbox", page, "a session, else the sign-in page"),
+        ("GET", "/inbox/list", page, ""),
+        (
+            "POST",
+            "/inbox/acknowledge",
+            page,
+            "a session and its form token",
+        ),
         (
             "GET",
             "/cases/{id}",
-            open,
-            "the case page: a signed link from the email",
+            page,
+            "a session in scope or a signed link",
         ),
+        (
+            "POST",
+            "/cases/{id}/do/{step}",
+            page,
+            "the same, and a form token",
+        ),
+        ("GET", "/static/app.css", open, "assets"),
+        ("GET", "/static/app.js", open, "assets"),
+        ("GET", "/static/icon.svg", open, "assets"),
+        ("GET", "/manifest.webmanifest", open, "assets"),
         (
             "GET",
             "/a/{token}",
@@ -114,8 +149,12 @@ fn matrix() -> Vec<(&'static str, &'static str, [Expect; 5], &'static str)> {
 
 /// Every (method, path) the router declares, read from its source.
 fn declared_routes() -> BTreeSet<(String, String)> {
-    let source =
-        std::fs::read_to_string(repo_root().join("crates/closeloop-api/src/lib.rs")).unwrap();
+    let source = ["lib.rs", "web/mod.rs"]
+        .map(|file| {
+            std::fs::read_to_string(repo_root().join("crates/closeloop-api/src").join(file))
+                .unwrap()
+        })
+        .join("\n");
     let mut routes = BTreeSet::new();
     for piece in source.split(".route(").skip(1) {
         let piece = piece.trim_start();
@@ -229,7 +268,8 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
         let path = route
             .replace("/v1/silences/{id}", &format!("/v1/silences/{silence_id}"))
             .replace("{id}", &case_id.to_string())
-            .replace("{token}", "not-a-signed-link");
+            .replace("{token}", "not-a-signed-link")
+            .replace("{step}", "acknowledge");
         for (caller, (token, expect)) in CALLERS.iter().zip(tokens.iter().zip(expected)) {
             let mut request = client.request(method.parse().unwrap(), env.api(&path));
             if let Some(token) = token {
@@ -247,6 +287,7 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
                 Forbidden => status == 403,
                 Hidden => status == 404,
                 Public => !matches!(status, 401 | 403),
+                Page => status != 401,
             };
             if !ok {
                 failures.push(format!(

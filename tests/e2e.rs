@@ -287,7 +287,11 @@ async fn the_story_closes_the_loop() {
     let page = client.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
-    assert!(page.contains("Julie Moreau") && page.contains("resolved"));
+    // In the owner's language (Claire Martin: fr-FR).
+    assert!(
+        page.contains("Julie Moreau") && page.contains("Résolu"),
+        "{page}"
+    );
     let bare = format!("{}/cases/{case_id}", env.base_url);
     let altered = format!("{}x", link.trim_end_matches(|c: char| c != '.'));
     let other = link.replace(&case_id.to_string(), &uuid::Uuid::now_v7().to_string());
@@ -1053,11 +1057,12 @@ async fn one_click_links_from_the_email() {
     let page = client.get(&ack).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
+    // In the owner's language (fr-FR), with who and what it is about.
+    assert!(page.contains("Confirmer : Je m&#x27;en occupe"), "{page}");
     assert!(
-        page.contains("Confirm: I&#39;m on it") || page.contains("Confirm: I'm on it"),
+        page.contains("Julie Moreau") && page.contains("LYON-02"),
         "{page}"
     );
-    assert!(page.contains("Julie Moreau") && page.contains("tel:+33 6 12 34 56 78"));
     let status = || async {
         let c: Value = client
             .get(env.api(&format!("/v1/cases/{case_id}")))
@@ -1078,7 +1083,11 @@ async fn one_click_links_from_the_email() {
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
-    assert!(done.text().await.unwrap().contains("acknowledged"));
+    let text = done.text().await.unwrap();
+    assert!(
+        text.contains("Le dossier est maintenant « Pris en charge »"),
+        "{text}"
+    );
     let case = status().await;
     assert_eq!(case["status"], "acknowledged");
     let last = case["history"].as_array().unwrap().last().unwrap().clone();
@@ -1097,7 +1106,11 @@ async fn one_click_links_from_the_email() {
         .await
         .unwrap();
     assert_eq!(again.status(), 410, "single use");
-    assert!(again.text().await.unwrap().contains("already used"));
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("Ce lien a déjà servi."));
     // The email's other links keep working after a first step.
     let page = client.get(&reached).send().await.unwrap();
     assert_eq!(
@@ -1113,7 +1126,7 @@ async fn one_click_links_from_the_email() {
         .unwrap();
     assert_eq!(done.status(), 200);
     let done = done.text().await.unwrap();
-    assert!(done.contains("contacted"), "{done}");
+    assert!(done.contains("Client contacté"), "{done}");
     assert!(done.contains("?link="), "the page link is signed: {done}");
     assert_eq!(status().await["status"], "contacted");
     let forged = ack.replace("/a/", "/a/x");

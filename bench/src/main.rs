@@ -14,6 +14,7 @@
 //! asserts a time: it measures and reports. It drops its databases and
 //! topics when done.
 
+mod inbox;
 mod support;
 
 use std::fmt::Write as _;
@@ -45,7 +46,8 @@ struct Args {
     /// Deliveries of the dispatch benchmark (each side).
     #[arg(long, default_value_t = 20_000)]
     deliveries: usize,
-    /// Which benchmarks: e2e, latency, dispatch, rules (comma-separated).
+    /// Which benchmarks: e2e, latency, dispatch, rules (comma-separated);
+    /// `inbox` alone (`make bench-web`) writes its own section.
     #[arg(long, default_value = "e2e,latency,dispatch,rules")]
     only: String,
     /// The file whose generated section is replaced with the figures.
@@ -705,8 +707,12 @@ async fn main() -> anyhow::Result<()> {
     let only: Vec<String> = args.only.split(',').map(|s| s.trim().to_owned()).collect();
     let work = PathBuf::from(".run/bench");
     std::fs::create_dir_all(&work)?;
+    // The broker and the generated events serve the Kafka benchmarks only.
+    let kafka = only
+        .iter()
+        .any(|o| ["e2e", "latency", "dispatch"].contains(&o.as_str()));
     let events_file = work.join(format!("events-{}-gen.jsonl", args.events));
-    if !events_file.exists() {
+    if kafka && !events_file.exists() {
         let mut text = String::new();
         // Distinct customers: every alert opens its own case, so the
         // expected number of cases is exact.
@@ -720,7 +726,8 @@ async fn main() -> anyhow::Result<()> {
         }
         std::fs::write(&events_file, text)?;
     }
-    let lines: Vec<String> = std::fs::read_to_string(&events_file)?
+    let lines: Vec<String> = std::fs::read_to_string(&events_file)
+        .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
@@ -737,6 +744,7 @@ async fn main() -> anyhow::Result<()> {
     // 0.9 GB of earlier runs), and topics deleted there keep their space.
     let private_broker = match &args.brokers {
         Some(_) => None,
+        None if !kafka => None,
         None => Some(support::PrivateBroker::start(&work)?),
     };
     let brokers = args
@@ -761,24 +769,31 @@ async fn main() -> anyhow::Result<()> {
     ctx.cleanup().await;
     drop(private_broker);
     let report = result?;
+    // The web app's figures have a section of their own (`make bench-web`).
+    let (marker, command) = if only == ["inbox"] {
+        ("make bench-web", "make bench-web")
+    } else {
+        ("make bench", "make bench")
+    };
     let section = format!(
-        "<!-- make bench: begin (generated; edit outside these markers) -->\n\
-         ## `make bench`\n\n\
-         Command: `make bench` ({} runs per figure; median **bold**, then min and max).\n\
+        "<!-- {marker}: begin (generated; edit outside these markers) -->\n\
+         ## `{command}`\n\n\
+         Command: `{command}` ({} runs per figure; median **bold**, then min and max).\n\
          Date: {}. Machine: {}. Total time: {:.0} s.\n\n{report}\
-         <!-- make bench: end -->\n",
+         <!-- {marker}: end -->\n",
         ctx.args.runs,
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine(),
         started.elapsed().as_secs_f64()
     );
     let current = std::fs::read_to_string(&ctx.args.write).unwrap_or_default();
-    let updated = match (
-        current.find("<!-- make bench: begin"),
-        current.find("<!-- make bench: end -->"),
-    ) {
+    let (begin, end) = (
+        format!("<!-- {marker}: begin"),
+        format!("<!-- {marker}: end -->\n"),
+    );
+    let updated = match (current.find(&begin), current.find(&end)) {
         (Some(a), Some(b)) => {
-            let end = b + "<!-- make bench: end -->\n".len();
+            let end = b + end.len();
             format!(
                 "{}{section}{}",
                 &current[..a],
@@ -904,6 +919,25 @@ async fn run(
             row("Alertmanager CPU ms per 1,000 deliveries", spread(&dispatch.alertmanager_cpu), "", 0),
             row("closeloop CPU ms per 1,000 deliveries (service process)", spread(&dispatch.closeloop_cpu), "", 0),
             row("closeloop + PostgreSQL CPU ms per 1,000 deliveries", spread(&dispatch.closeloop_pg_cpu), "", 0),
+        );
+    }
+    if wants("inbox") {
+        let inbox = inbox::bench_inbox(ctx).await?;
+        let _ = write!(
+            report,
+            "### 4. The manager's inbox\n\n\
+             A regional manager (Julien Faure, region FR-ARA) with {} open cases in his scope ({} generated detractors \
+             at LYON-01 and LYON-02, stored through `POST /v1/events` into a fresh database); `closeloop serve` \
+             (release, single-node mode). Time of `GET /inbox` with his session, from a client on loopback: the scope's \
+             query ordered by urgency, the per-filter counts, and the page of {} cases rendered. Each run: 5 warm-up \
+             requests, then {} timed one after another.\n\n\
+             | figure | median | min | max |\n|---|---|---|---|\n{}{}\n",
+            inbox.cases,
+            inbox::CASES,
+            inbox.cards,
+            50,
+            row("median of a run, ms (target < 50)", spread(&inbox.median_ms), "", 1),
+            row("p90 of a run, ms", spread(&inbox.p90_ms), "", 1),
         );
     }
     if wants("rules") {

@@ -16,6 +16,13 @@ command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
+# The web app's browser tests (make test): Debian's headless Chromium and
+# its WebDriver, and axe-core (npm) for the accessibility check.
+if [ "${1:-}" = kafka ]; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -26,4 +33,9 @@ fi
 if [ "${1:-}" = kafka ] && ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "installing the tansu Kafka broker (one time, about 10 minutes)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+fi
+
+if [ "${1:-}" = kafka ] && [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "installing axe-core for the accessibility checks (npm, tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi

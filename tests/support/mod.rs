@@ -7,6 +7,7 @@
 //! The stack comes from `make test` (`deploy/local/stack.sh`), which exports
 //! `CLOSELOOP_TEST_DATABASE_URL` and `CLOSELOOP_TEST_KAFKA`.
 
+pub mod browser;
 pub mod chaos;
 
 use std::collections::HashMap;

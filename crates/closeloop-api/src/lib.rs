@@ -13,9 +13,9 @@ pub mod exposition;
 mod input;
 mod limits;
 mod links;
-mod page;
 mod routes;
 mod server;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -27,8 +27,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use routes::cases::{
-    add_watcher, case_in_scope, case_page, case_trace, get_case, list_cases, list_watchers,
-    reassign, root_causes,
+    add_watcher, case_in_scope, case_trace, get_case, list_cases, list_watchers, reassign,
+    root_causes,
 };
 use routes::deliveries::{disabled_endpoints, enable_endpoint, list_deliveries, replay_deliveries};
 use routes::events::ingest_events;
@@ -75,6 +75,12 @@ pub trait RulesControl: Send + Sync {
     fn scope(&self, owner_id: &str) -> closeloop_core::access::Scope;
     /// Whether `email` is the address of a person of the owner directory.
     fn is_directory_email(&self, email: &str) -> bool;
+    /// The person of the directory with this address (case-insensitive).
+    fn owner_by_email(&self, email: &str) -> Option<closeloop_core::Owner>;
+    /// The business hours and time zone an owner's clocks run in.
+    fn calendar(&self, owner_id: &str) -> closeloop_core::sla::Calendar;
+    /// Everyone of the directory, by name.
+    fn owners(&self) -> Vec<closeloop_core::Owner>;
 }
 
 /// Prometheus text exposition of the service's counters.
@@ -108,6 +114,8 @@ pub struct AppState {
     pub watcher_domains: Arc<Vec<String>>,
     /// Proxies whose forwarding headers name the client (rate limit key).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The manager's web app (pages, sign-in, sessions); `None` serves none.
+    pub web: Option<Arc<web::WebApp>>,
 }
 
 /// Build the router.
@@ -157,7 +165,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let limited = Router::new()
         .merge(v1)
-        .route("/cases/{id}", get(case_page))
+        .merge(web::routes())
         .route("/a/{token}", get(links::confirm).post(links::apply))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let limited = match limits::ClientRateLimit::new(&limits, state.trusted_proxies.clone()) {
@@ -178,10 +186,13 @@ pub fn router(state: AppState) -> Router {
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<axum::body::Body>| {
-                    // One-click link tokens are capabilities: not logged.
+                    // One-click and sign-in link tokens are capabilities:
+                    // not logged (a case link's is in the query, not logged).
                     let path = request.uri().path();
                     let path = if path.starts_with("/a/") {
                         "/a/…"
+                    } else if path.starts_with("/signin/") && path != "/signin/token" {
+                        "/signin/…"
                     } else {
                         path
                     };
@@ -189,6 +200,7 @@ pub fn router(state: AppState) -> Router {
                 },
             ),
         )
+        .layer(axum::middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 

@@ -1,68 +1,29 @@
 //! Landing pages of one-click email links. `GET` only shows what the link
 //! will do (mail scanners open links: a GET must never act) with a note
 //! field; `POST` applies it, once, if the case still allows that step.
+//! Pages are the web app's `message.html`, in the case owner's language.
 
-use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use closeloop_core::links::{sign_view, verify, verify_view, LinkClaims, ViewClaims};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use closeloop_core::links::{sign_view, verify, LinkClaims, ViewClaims};
 use closeloop_store::StoreError;
-use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::page::escape;
+use crate::web::{self, Link, Message, MessageForm, WebApp};
 use crate::AppState;
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:sans-serif;max-width:32em;margin:1em auto;padding:0 1em;font-size:1.1em}}\
-         textarea{{width:100%;min-height:5em;font-size:1em}}button{{font-size:1.1em;padding:.6em 1.2em;margin-top:.5em}}</style>\
-         </head><body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    );
-    (status, Html(html)).into_response()
-}
-
-fn refused(status: StatusCode, reason: &str) -> Response {
-    page(
+fn refused(web: &WebApp, lang: &str, status: StatusCode, reason: String) -> Response {
+    let catalog = web.pages.catalog(lang);
+    web::message(
+        web,
+        lang,
         status,
-        "This link cannot be used",
-        &format!(
-            "<p>{}</p><p>Open the case from the email to act on it.</p>",
-            escape(reason)
-        ),
+        catalog.text("link_refused_title"),
+        reason,
+        None,
     )
-}
-
-/// Whether `link` opens case `id`: a genuine, unexpired case link issued
-/// for that case. The refusal is a page that names the reason and shows no
-/// case data.
-pub(crate) fn check_view(
-    state: &AppState,
-    id: Uuid,
-    link: Option<&str>,
-) -> Result<(), Box<Response>> {
-    let missing = || {
-        Box::new(page(
-            StatusCode::NOT_FOUND,
-            "Open the case from your email",
-            "<p>This page opens from the link in the alert email, which is signed for \
-             this case. Ask for a new email if yours is lost.</p>",
-        ))
-    };
-    let (Some(secret), Some(link)) = (&state.link_secret, link) else {
-        return Err(missing());
-    };
-    let claims = verify_view(secret, link, state.clock.now())
-        .map_err(|e| Box::new(refused(StatusCode::FORBIDDEN, &e.to_string())))?;
-    if claims.view_case != id.to_string() {
-        return Err(Box::new(refused(
-            StatusCode::FORBIDDEN,
-            "this link was issued for another case",
-        )));
-    }
-    Ok(())
 }
 
 /// The case page, with a case link signed for it (as the emails carry).
@@ -77,89 +38,167 @@ fn case_page_link(state: &AppState, id: Uuid) -> String {
     format!("/cases/{id}?link={}", sign_view(secret, &claims))
 }
 
-fn claims(state: &AppState, token: &str) -> Result<(LinkClaims, Uuid), Box<Response>> {
+/// The claims of a link token, or the refusal page.
+fn claims(
+    state: &AppState,
+    web: &WebApp,
+    lang: &str,
+    token: &str,
+) -> Result<(LinkClaims, Uuid), Box<Response>> {
+    let catalog = web.pages.catalog(lang);
     let Some(secret) = &state.link_secret else {
         return Err(Box::new(refused(
+            web,
+            lang,
             StatusCode::NOT_FOUND,
-            "one-click links are not enabled",
+            catalog.text("links_disabled"),
         )));
     };
-    let claims = verify(secret, token, state.clock.now())
-        .map_err(|e| Box::new(refused(StatusCode::GONE, &e.to_string())))?;
-    let id = Uuid::parse_str(&claims.case_id)
-        .map_err(|_| Box::new(refused(StatusCode::BAD_REQUEST, "this link is not valid")))?;
+    let claims = verify(secret, token, state.clock.now()).map_err(|e| {
+        Box::new(refused(
+            web,
+            lang,
+            StatusCode::GONE,
+            catalog.fill("link_invalid", &[("reason", &e.to_string())]),
+        ))
+    })?;
+    let id = Uuid::parse_str(&claims.case_id).map_err(|_| {
+        Box::new(refused(
+            web,
+            lang,
+            StatusCode::BAD_REQUEST,
+            catalog.fill("link_invalid", &[("reason", "?")]),
+        ))
+    })?;
     Ok((claims, id))
 }
 
+/// The language of a link page: the case owner's.
+fn language_of(state: &AppState, headers: &HeaderMap, owner_locale: Option<&str>) -> String {
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(headers);
+    web::language(state, &jar, owner_locale, headers)
+}
+
+/// The label of a one-click action in `lang`: "Resolved (Out of stock)".
+fn action_label(web: &WebApp, lang: &str, claims: &LinkClaims) -> String {
+    use closeloop_core::links::LinkAction;
+    let catalog = web.pages.catalog(lang);
+    match &claims.action {
+        LinkAction::Resolve(root_cause) => format!(
+            "{} ({})",
+            catalog.text("step_resolve"),
+            catalog.label(web::Kind::RootCause, root_cause)
+        ),
+        LinkAction::Reached | LinkAction::Voicemail | LinkAction::NoAnswer => format!(
+            "{} ({})",
+            catalog.text("step_contact"),
+            catalog.label(web::Kind::Outcome, claims.action.kind())
+        ),
+        LinkAction::Acknowledge => catalog.text("step_acknowledge"),
+        LinkAction::NotMine => catalog.text("not_mine"),
+    }
+}
+
 /// `GET /a/{token}`: confirm what the link does.
-pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let (claims, id) = match claims(&state, &token) {
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let web = match web::web_of(&state) {
+        Ok(web) => web,
+        Err(response) => return response,
+    };
+    let lang = language_of(&state, &headers, None);
+    let (claims, id) = match claims(&state, web, &lang, &token) {
         Ok(c) => c,
         Err(page) => return *page,
     };
     let detail = match state.store.case_detail(id).await {
         Ok(d) => d,
         Err(StoreError::CaseNotFound(_)) => {
-            return refused(StatusCode::NOT_FOUND, "this case does not exist")
+            let catalog = web.pages.catalog(&lang);
+            return refused(web, &lang, StatusCode::NOT_FOUND, catalog.text("not_found"));
         }
         Err(e) => {
             tracing::warn!(error = %e, "a link page could not read its case");
+            let catalog = web.pages.catalog(&lang);
             return refused(
+                web,
+                &lang,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "please try again in a minute",
+                catalog.text("unavailable"),
             );
         }
     };
+    let lang = language_of(&state, &headers, Some(&detail.case.owner_locale));
+    let catalog = web.pages.catalog(&lang);
     let now = state.clock.now();
     if let Err(refusal) = claims
         .action
         .possible(&detail.case.state(), &state.root_causes, now)
     {
+        let reason = web::refusal_text(catalog, &StoreError::Transition(refusal));
         return refused(
+            web,
+            &lang,
             StatusCode::CONFLICT,
-            &format!("this step is no longer possible: {refusal}."),
+            catalog.fill("link_not_possible", &[("reason", &reason)]),
         );
     }
     let event = &detail.case.event;
-    let mut summary = format!("<p><b>{}</b>", escape(event.customer.display_name()));
-    if let Some(phone) = &event.customer.phone {
-        summary.push_str(&format!(" · <a href=\"tel:{0}\">{0}</a>", escape(phone)));
+    let mut summary = event.customer.display_name().to_owned();
+    if let Some(store) = &event.location.store_id {
+        summary.push_str(&format!(" · {store}"));
     }
-    summary.push_str(&format!(
-        " · {}</p>",
-        escape(event.location.store_id.as_deref().unwrap_or("-"))
-    ));
     if let Some(comment) = &event.comment {
-        summary.push_str(&format!("<blockquote>{}</blockquote>", escape(comment)));
+        summary.push_str(&format!(" · « {comment} »"));
     }
-    let body = format!(
-        "{summary}<form method=\"post\"><p><label>Note (optional)<br><textarea name=\"note\"></textarea></label></p>\
-         <button type=\"submit\">Confirm: {label}</button></form>",
-        label = escape(&claims.action.label())
-    );
-    page(StatusCode::OK, &claims.action.label(), &body)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NoteForm {
-    note: Option<String>,
+    let label = action_label(web, &lang, &claims);
+    let heading = catalog.fill("one_click_confirm", &[("what", &label)]);
+    let context = Message {
+        layout: web::layout(&web.pages, &lang, heading.clone()),
+        heading,
+        message: summary,
+        action: None,
+        form: Some(MessageForm {
+            action: format!("/a/{token}"),
+            // The link itself is the capability; its own form token.
+            csrf: String::new(),
+            label: catalog.text("one_click_title"),
+            note: true,
+        }),
+    };
+    web::render(web, StatusCode::OK, "message.html", &context)
 }
 
 /// `POST /a/{token}`: apply the action, once.
 pub async fn apply(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    Form(form): Form<NoteForm>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    let (claims, id) = match claims(&state, &token) {
+    let web = match web::web_of(&state) {
+        Ok(web) => web,
+        Err(response) => return response,
+    };
+    let lang = language_of(&state, &headers, None);
+    let (claims, id) = match claims(&state, web, &lang, &token) {
         Ok(c) => c,
         Err(page) => return *page,
     };
-    let owner = match state.store.case_detail(id).await {
-        Ok(d) => d.case.owner_id,
-        Err(_) => return refused(StatusCode::NOT_FOUND, "this case does not exist"),
+    let (owner, locale) = match state.store.case_detail(id).await {
+        Ok(d) => (d.case.owner_id, d.case.owner_locale),
+        Err(_) => {
+            let catalog = web.pages.catalog(&lang);
+            return refused(web, &lang, StatusCode::NOT_FOUND, catalog.text("not_found"));
+        }
     };
-    let note = form.note.filter(|n| !n.trim().is_empty());
+    let lang = language_of(&state, &headers, Some(&locale));
+    let catalog = web.pages.catalog(&lang);
+    let form = web::FormFields::parse(&body);
+    let note = form.get("note").map(str::to_owned);
     let command = claims.action.command(note);
     let actor = format!("{owner} (email link)");
     let result = state
@@ -179,24 +218,36 @@ pub async fn apply(
     match result {
         Ok(detail) => {
             tracing::info!(case = %id, action = claims.action.kind(), "one-click action applied");
-            page(
+            let what = action_label(web, &lang, &claims);
+            let status = catalog.label(web::Kind::Status, detail.case.status.as_str());
+            web::message(
+                web,
+                &lang,
                 StatusCode::OK,
-                "Done",
-                &format!(
-                    "<p>{}: recorded. The case is now <b>{}</b>.</p><p><a href=\"{}\">See the case</a></p>",
-                    escape(&claims.action.label()),
-                    detail.case.status,
-                    escape(&case_page_link(&state, id))
-                ),
+                catalog.text("one_click_title"),
+                catalog.fill("one_click_done", &[("what", &what), ("status", &status)]),
+                Some(Link {
+                    href: case_page_link(&state, id),
+                    label: catalog.text("see_case"),
+                }),
             )
         }
-        Err(StoreError::LinkUsed) => refused(StatusCode::GONE, "this link was already used."),
-        Err(StoreError::Transition(e)) => refused(StatusCode::CONFLICT, &e.to_string()),
+        Err(StoreError::LinkUsed) => {
+            refused(web, &lang, StatusCode::GONE, catalog.text("link_gone"))
+        }
+        Err(error @ StoreError::Transition(_)) => refused(
+            web,
+            &lang,
+            StatusCode::CONFLICT,
+            web::refusal_text(catalog, &error),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "a link could not be applied");
             refused(
+                web,
+                &lang,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "please try again in a minute",
+                catalog.text("unavailable"),
             )
         }
     }

@@ -37,6 +37,7 @@ pub mod scoring;
 pub mod severity;
 pub mod sla;
 pub mod status;
+pub mod steps;
 pub mod text;
 
 pub use case::{

@@ -186,6 +186,25 @@ pub fn verify_view(
     Ok(claims)
 }
 
+/// The form token (CSRF) of a page opened by the case link `token`: forms
+/// of that page send it back, so another site cannot post for its holder.
+pub fn link_form_token(secret: &[u8], token: &str) -> String {
+    let mut bytes = b"form:".to_vec();
+    bytes.extend_from_slice(token.as_bytes());
+    B64.encode(mac(secret, &bytes).finalize().into_bytes())
+}
+
+/// Whether `given` is the form token of the case link `token`, compared in
+/// constant time.
+pub fn check_link_form_token(secret: &[u8], token: &str, given: &str) -> bool {
+    let mut bytes = b"form:".to_vec();
+    bytes.extend_from_slice(token.as_bytes());
+    match B64.decode(given) {
+        Ok(signature) => mac(secret, &bytes).verify_slice(&signature).is_ok(),
+        Err(_) => false,
+    }
+}
+
 fn sign_payload(secret: &[u8], payload: &[u8]) -> String {
     let signature = mac(secret, payload).finalize().into_bytes();
     format!("{}.{}", B64.encode(payload), B64.encode(signature))
@@ -351,6 +370,16 @@ mod tests {
             ]
         );
         assert_eq!(offered(crate::Status::Resolved), [NotMine]);
+    }
+
+    #[test]
+    fn form_tokens_belong_to_their_link_and_key() {
+        let token = link_form_token(b"key", "link-a");
+        assert!(check_link_form_token(b"key", "link-a", &token));
+        assert!(!check_link_form_token(b"key", "link-b", &token));
+        assert!(!check_link_form_token(b"other", "link-a", &token));
+        assert!(!check_link_form_token(b"key", "link-a", ""));
+        assert!(!check_link_form_token(b"key", "link-a", "not base64!"));
     }
 
     #[test]

@@ -143,6 +143,17 @@ impl EmailSender {
         self.send_rendered(delivery_id, to, email).await
     }
 
+    /// Send a sign-in link to the web app.
+    pub async fn send_sign_in(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        payload: &closeloop_wire::SignInV1,
+    ) -> Result<String> {
+        let email = self.templates.render_sign_in(payload)?;
+        self.send_rendered(delivery_id, to, email).await
+    }
+
     /// The case with its page link signed, when links are on: the email's
     /// "open the case" works without a sign-in, for that case only.
     fn signed(&self, case: &CaseV1, now: chrono::DateTime<chrono::Utc>) -> CaseV1 {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::error::{NotifyError, Result};
 
 /// The parts of one alert email.
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 12] = [
     "alert.subject.txt",
     "alert.txt",
     "alert.html",
@@ -26,7 +26,12 @@ const PARTS: [&str; 9] = [
     "followup.subject.txt",
     "followup.txt",
     "followup.html",
+    "signin.subject.txt",
+    "signin.txt",
+    "signin.html",
 ];
+/// The folder of the web app's page templates, beside the language folders.
+pub const WEB_FOLDER: &str = "web";
 /// The language used when the owner's has no templates.
 const FALLBACK: &str = "en";
 
@@ -213,10 +218,10 @@ impl EmailTemplates {
         let entries = std::fs::read_dir(dir).map_err(|e| config(e.to_string()))?;
         for entry in entries {
             let entry = entry.map_err(|e| config(e.to_string()))?;
-            if !entry.path().is_dir() {
+            let language = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() || language == WEB_FOLDER {
                 continue;
             }
-            let language = entry.file_name().to_string_lossy().into_owned();
             for part in PARTS {
                 let path = entry.path().join(part);
                 let source = std::fs::read_to_string(&path).map_err(|e| {
@@ -242,6 +247,9 @@ impl EmailTemplates {
                 .map_err(|e| template_error(dir, &e))?;
             templates
                 .render_digest_language(language, std::slice::from_ref(&sample))
+                .map_err(|e| template_error(dir, &e))?;
+            templates
+                .render_sign_in_language(language, &sample_sign_in())
                 .map_err(|e| template_error(dir, &e))?;
             for followup in sample_followups(&sample) {
                 templates
@@ -288,6 +296,25 @@ impl EmailTemplates {
     pub fn render_followup(&self, payload: &FollowupV1) -> Result<RenderedEmail> {
         self.render_followup_language(&self.language(&payload.locale), payload)
             .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    /// Render a sign-in email.
+    pub fn render_sign_in(&self, payload: &closeloop_wire::SignInV1) -> Result<RenderedEmail> {
+        self.render_sign_in_language(&self.language(&payload.locale), payload)
+            .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    fn render_sign_in_language(
+        &self,
+        language: &str,
+        payload: &closeloop_wire::SignInV1,
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let ctx = SignInContext {
+            recipient_name: &payload.recipient_name,
+            url: &payload.url,
+            valid_minutes: payload.valid_minutes,
+        };
+        self.render_parts(language, "signin", &ctx)
     }
 
     fn render_followup_language(
@@ -390,6 +417,23 @@ impl EmailTemplates {
     ) -> std::result::Result<RenderedEmail, minijinja::Error> {
         let ctx = context(case, actions, language);
         self.render_parts(language, "alert", &ctx)
+    }
+}
+
+#[derive(Serialize)]
+struct SignInContext<'a> {
+    recipient_name: &'a str,
+    url: &'a str,
+    valid_minutes: u32,
+}
+
+fn sample_sign_in() -> closeloop_wire::SignInV1 {
+    closeloop_wire::SignInV1 {
+        recipient_name: "Claire Martin".into(),
+        locale: "en".into(),
+        url: "https://closeloop.example.com/signin/sample".into(),
+        expires_at: chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
+        valid_minutes: 15,
     }
 }
 

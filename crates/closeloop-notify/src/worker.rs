@@ -336,6 +336,11 @@ impl Dispatcher {
                     .send_followup(&id, &delivery.recipient, &followup, self.clock.now())
                     .await
             }
+            OutboxMessage::SignIn(sign_in) => {
+                self.email
+                    .send_sign_in(&id, &delivery.recipient, &sign_in)
+                    .await
+            }
             OutboxMessage::CaseEmail(body) => {
                 self.email
                     .send(&id, &delivery.recipient, &body.data, self.clock.now())

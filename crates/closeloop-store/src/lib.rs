@@ -13,6 +13,7 @@ mod cases;
 mod digest;
 mod error;
 mod history;
+mod inbox;
 mod intake;
 mod intake_rows;
 mod intake_write;
@@ -20,6 +21,7 @@ mod keys;
 mod metrics;
 mod outbox;
 mod outbox_write;
+mod sessions;
 mod silences;
 mod sla;
 mod tokens;
@@ -33,11 +35,13 @@ use sqlx::PgPool;
 
 pub use cases::{CaseDetail, CaseFilter, DeliveryView, HistoryView, LinkUse};
 pub use error::{Result, StoreError};
+pub use inbox::{InboxCounts, InboxFilter, InboxPage};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
 pub use metrics::{CaseGrouping, LoopMetricsRow, RootCauseRow, ScoreGrouping, ScoreRow};
 pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };
+pub use sessions::{NewSession, SignInUse, WebSession, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_WINDOW};
 pub use silences::SilenceView;
 pub use sla::{Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome, WatcherView};
 pub use tokens::TokenView;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::case::{DigestV1, WebhookBody};
 use crate::error::WireError;
 use crate::followup::FollowupV1;
+use crate::sign_in::SignInV1;
 
 /// The version this build writes. Version 1: the payload is the message
 /// body as JSON, its kind given by channel and event type (the format of
@@ -28,10 +29,13 @@ pub enum OutboxMessage {
     Digest(DigestV1),
     /// Reminders, escalations and watchers' notices to one person.
     Followup(FollowupV1),
+    /// A sign-in link to the web app.
+    SignIn(SignInV1),
 }
 
 const DIGEST: &str = "digest";
 const FOLLOWUP: &str = "followup";
+const SIGN_IN: &str = "sign_in";
 
 impl OutboxMessage {
     pub fn channel(&self) -> Channel {
@@ -41,7 +45,7 @@ impl OutboxMessage {
         }
     }
 
-    /// The stored event type: the case event, or `digest` / `followup`.
+    /// The stored event type: the case event, or `digest` / `followup` / `sign_in`.
     pub fn event_type(&self) -> &'static str {
         match self {
             OutboxMessage::CaseEmail(body) | OutboxMessage::CaseWebhook(body) => {
@@ -49,6 +53,7 @@ impl OutboxMessage {
             }
             OutboxMessage::Digest(_) => DIGEST,
             OutboxMessage::Followup(_) => FOLLOWUP,
+            OutboxMessage::SignIn(_) => SIGN_IN,
         }
     }
 
@@ -60,6 +65,7 @@ impl OutboxMessage {
             }
             OutboxMessage::Digest(digest) => serde_json::to_value(digest),
             OutboxMessage::Followup(followup) => serde_json::to_value(followup),
+            OutboxMessage::SignIn(sign_in) => serde_json::to_value(sign_in),
         };
         // Plain data with string keys: serializing cannot fail.
         value.unwrap_or_default()
@@ -80,6 +86,7 @@ impl OutboxMessage {
             (Some(Channel::Email), FOLLOWUP) => {
                 read("follow-up", payload).map(OutboxMessage::Followup)
             }
+            (Some(Channel::Email), SIGN_IN) => read("sign-in", payload).map(OutboxMessage::SignIn),
             (Some(Channel::Email), kind) if kind.starts_with("case.") => {
                 read("case email", payload).map(OutboxMessage::CaseEmail)
             }

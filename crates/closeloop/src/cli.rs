@@ -169,6 +169,21 @@ pub async fn silences(config: &Path, command: crate::SilencesCommand) -> anyhow:
     Ok(())
 }
 
+/// `closeloop sessions revoke --owner ID`: every web session of a person
+/// ends at once (their next page asks them to sign in).
+pub async fn sessions(config: &Path, command: crate::SessionsCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let store = store(&settings)?;
+    prepare_database(&settings, &store).await?;
+    match command {
+        crate::SessionsCommand::Revoke { owner } => {
+            let ended = store.revoke_sessions_of(&owner, SystemClock.now()).await?;
+            println!("{ended} session(s) of {owner} ended");
+        }
+    }
+    Ok(())
+}
+
 /// `closeloop tokens create|list|revoke`, straight against the database.
 pub async fn tokens(config: &Path, command: crate::TokensCommand) -> anyhow::Result<()> {
     use closeloop_core::access::{token_hash, Role};

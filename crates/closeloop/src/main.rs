@@ -64,6 +64,11 @@ enum Commands {
         #[command(subcommand)]
         command: SilencesCommand,
     },
+    /// Web app sessions: end every session of a person.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// API tokens: create (shown once), list, revoke.
     Tokens {
         #[command(subcommand)]
@@ -154,6 +159,16 @@ pub enum TokensCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sign a person out everywhere (a lost phone, someone who left).
+    Revoke {
+        /// Their owner id in the owner directory.
+        #[arg(long)]
+        owner: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
     /// List deliveries, newest first.
     List {
@@ -229,6 +244,9 @@ fn main() -> ExitCode {
         }
         Commands::Deliveries { command } => {
             runtime().and_then(|rt| rt.block_on(cli::deliveries(&cli.config, command)))
+        }
+        Commands::Sessions { command } => {
+            runtime().and_then(|rt| rt.block_on(cli::sessions(&cli.config, command)))
         }
         Commands::Tokens { command } => {
             runtime().and_then(|rt| rt.block_on(cli::tokens(&cli.config, command)))

@@ -123,6 +123,25 @@ impl closeloop_api::RulesControl for RulesApi {
             .any(|o| o.email.eq_ignore_ascii_case(email))
     }
 
+    fn owner_by_email(&self, email: &str) -> Option<closeloop_core::Owner> {
+        self.0
+            .current()
+            .owners()
+            .owners()
+            .find(|o| o.email.eq_ignore_ascii_case(email.trim()))
+            .cloned()
+    }
+
+    fn calendar(&self, owner_id: &str) -> closeloop_core::sla::Calendar {
+        self.0.current().owners().calendar_for(owner_id).clone()
+    }
+
+    fn owners(&self) -> Vec<closeloop_core::Owner> {
+        let mut owners: Vec<_> = self.0.current().owners().owners().cloned().collect();
+        owners.sort_by(|a, b| a.name.cmp(&b.name));
+        owners
+    }
+
     fn reload(&self) -> Result<serde_json::Value, String> {
         self.0
             .reload("api")
@@ -366,7 +385,18 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
             http.tracker(),
         ))
     };
+    let pages = closeloop_api::web::Pages::load(&settings.web.templates_dir)
+        .map_err(|e| anyhow::anyhow!("web.templates_dir: {e}"))?;
+    info!(languages = ?pages.languages(), "web pages loaded");
+    let web = closeloop_api::web::WebApp::new(
+        pages,
+        &settings.http.public_url,
+        chrono::Duration::from_std(settings.web.session_ttl).unwrap_or(chrono::Duration::days(14)),
+        chrono::Duration::from_std(settings.web.sign_in_ttl)
+            .unwrap_or(chrono::Duration::minutes(15)),
+    );
     let state = AppState {
+        web: Some(Arc::new(web)),
         store: store.clone(),
         root_causes: Arc::new(settings.rules.root_causes.clone()),
         intake: Some(intake),

@@ -25,6 +25,9 @@ pub struct Settings {
     pub cases: CasesSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
+    /// The manager's web app (inbox, case page, sign-in by email link).
+    #[serde(default)]
+    pub web: WebSettings,
     /// One-click action links in emails; absent: no links.
     #[serde(default)]
     pub links: Option<LinksSettings>,
@@ -294,6 +297,42 @@ pub struct LinksSettings {
 pub struct EmailSettings {
     /// One folder per language with alert.subject.txt, alert.txt, alert.html.
     pub templates_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// The page templates and their texts per language (`i18n/`).
+    #[serde(default = "default_web_templates")]
+    pub templates_dir: PathBuf,
+    /// How long a signed-in browser stays signed in.
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// How long a sign-in link sent by email works (once).
+    #[serde(default = "default_sign_in_ttl", with = "humantime_serde")]
+    pub sign_in_ttl: Duration,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            templates_dir: default_web_templates(),
+            session_ttl: default_session_ttl(),
+            sign_in_ttl: default_sign_in_ttl(),
+        }
+    }
+}
+
+fn default_web_templates() -> PathBuf {
+    PathBuf::from("config/templates/web")
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
+}
+
+fn default_sign_in_ttl() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -125,33 +125,6 @@ pub(crate) async fn root_causes(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"root_causes": *state.root_causes}))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct PageQuery {
-    /// The signed case link of an email (`closeloop_core::links::ViewClaims`).
-    link: Option<String>,
-}
-
-/// `GET /cases/{id}?link=…`: the case page, opened from an email's signed
-/// link. Without a valid link for this very case it shows no customer data:
-/// a page that says why, and how to get in.
-pub(crate) async fn case_page(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Response, ApiError> {
-    let case_id = parse_id(&id)?;
-    if let Err(refusal) = crate::links::check_view(&state, case_id, query.link.as_deref()) {
-        return Ok(*refusal);
-    }
-    let detail = state.store.case_detail(case_id).await?;
-    Ok(Html(page::render(
-        &detail,
-        &state.root_causes,
-        state.auth_required,
-    ))
-    .into_response())
-}
-
 /// `GET /v1/cases/{id}/trace`: why the case exists and what happened to
 /// each of its notifications: the rules that matched, the routing path, and
 /// every delivery attempt with its outcome.
@@ -238,6 +211,39 @@ pub(crate) async fn list_watchers(
     Ok(Json(json!({ "watchers": state.store.watchers(id).await? })).into_response())
 }
 
+/// A watcher as asked, if allowed: a name, an address of the directory or
+/// of an allowed domain (anything else would send customer data outside).
+pub(crate) fn watcher_of(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    locale: Option<&str>,
+) -> Result<closeloop_store::Recipient, ApiError> {
+    let (name, email) = (name.trim(), email.trim());
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("name: must not be empty".into()));
+    }
+    if !closeloop_core::owners::looks_like_email(email) {
+        return Err(ApiError::BadRequest(format!(
+            "email: \"{email}\" is not an email address"
+        )));
+    }
+    let in_directory = state
+        .rules
+        .as_ref()
+        .is_some_and(|r| r.is_directory_email(email));
+    if !closeloop_core::access::watcher_allowed(email, in_directory, &state.watcher_domains) {
+        return Err(ApiError::BadRequest(
+            "email: watchers must be people of the owner directory or have an address on an allowed domain (cases.watcher_domains)".into(),
+        ));
+    }
+    Ok(closeloop_store::Recipient {
+        name: name.to_owned(),
+        email: email.to_owned(),
+        locale: locale.unwrap_or("en").to_owned(),
+    })
+}
+
 /// Subscribe someone to a case: they are told when it is acknowledged and
 /// when it is resolved.
 pub(crate) async fn add_watcher(
@@ -247,33 +253,7 @@ pub(crate) async fn add_watcher(
     ApiJson(b): ApiJson<WatcherBody>,
 ) -> Result<Response, ApiError> {
     let actor = caller.actor(b.actor.as_deref())?;
-    if b.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("name: must not be empty".into()));
-    }
-    if !closeloop_core::owners::looks_like_email(b.email.trim()) {
-        return Err(ApiError::BadRequest(format!(
-            "email: \"{}\" is not an email address",
-            b.email
-        )));
-    }
-    let in_directory = state
-        .rules
-        .as_ref()
-        .is_some_and(|r| r.is_directory_email(b.email.trim()));
-    if !closeloop_core::access::watcher_allowed(
-        b.email.trim(),
-        in_directory,
-        &state.watcher_domains,
-    ) {
-        return Err(ApiError::BadRequest(
-            "email: watchers must be people of the owner directory or have an address on an allowed domain (cases.watcher_domains)".into(),
-        ));
-    }
-    let watcher = closeloop_store::Recipient {
-        name: b.name.trim().to_owned(),
-        email: b.email.trim().to_owned(),
-        locale: b.locale.unwrap_or_else(|| "en".into()),
-    };
+    let watcher = watcher_of(&state, &b.name, &b.email, b.locale.as_deref())?;
     let watchers = state
         .store
         .subscribe_watcher(id, &watcher, &actor, state.clock.now())

@@ -15,7 +15,7 @@ pub(crate) mod steps;
 pub(crate) mod prelude {
     pub(crate) use axum::extract::{Path, State};
     pub(crate) use axum::http::StatusCode;
-    pub(crate) use axum::response::{Html, IntoResponse, Response};
+    pub(crate) use axum::response::{IntoResponse, Response};
     pub(crate) use axum::{Extension, Json};
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use serde::Deserialize;
@@ -23,5 +23,5 @@ pub(crate) mod prelude {
     pub(crate) use uuid::Uuid;
 
     pub(crate) use crate::input::{self, ApiJson, ApiQuery};
-    pub(crate) use crate::{auth, page, ApiError, AppState, Caller};
+    pub(crate) use crate::{auth, ApiError, AppState, Caller};
 }
