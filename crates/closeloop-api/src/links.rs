@@ -102,13 +102,11 @@ fn action_label(web: &WebApp, lang: &str, claims: &LinkClaims) -> String {
 /// `GET /a/{token}`: confirm what the link does.
 pub async fn confirm(
     State(state): State<AppState>,
+    web::Web(web): web::Web,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let web = match web::web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = language_of(&state, &headers, None);
     let (claims, id) = match claims(&state, web, &lang, &token) {
         Ok(c) => c,
@@ -175,14 +173,12 @@ pub async fn confirm(
 /// `POST /a/{token}`: apply the action, once.
 pub async fn apply(
     State(state): State<AppState>,
+    web::Web(web): web::Web,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web::web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = language_of(&state, &headers, None);
     let (claims, id) = match claims(&state, web, &lang, &token) {
         Ok(c) => c,

@@ -22,7 +22,7 @@ use super::signin::remember_language;
 use super::view::{
     layout, refusal_text, score_chips, timeline, Clock, Layout, Line, Reader, ScoreChip,
 };
-use super::{message, render, web_of, Link, WebApp};
+use super::{message, render, Link, Web, WebApp};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
@@ -425,15 +425,13 @@ async fn case_page(
 /// `GET /cases/{id}`.
 pub(crate) async fn page(
     State(state): State<AppState>,
+    Web(web): Web,
     Path(id): Path<String>,
     Query(query): Query<CaseQuery>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let Ok(id) = Uuid::parse_str(&id) else {
         let lang = session::language(&state, None, &jar, None, None, &headers);
         return not_found(web, &lang);
@@ -509,15 +507,13 @@ fn command_of(step: &str, form: &FormFields) -> Result<Command, &'static str> {
 /// reload does not post twice); a refusal shows the page with the reason.
 pub(crate) async fn act(
     State(state): State<AppState>,
+    Web(web): Web,
     Path((id, step)): Path<(String, String)>,
     jar: CookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let Ok(id) = Uuid::parse_str(&id) else {
         let lang = session::language(&state, None, &jar, None, None, &headers);
         return not_found(web, &lang);

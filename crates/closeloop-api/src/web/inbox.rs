@@ -16,7 +16,7 @@ use super::pages::{Catalog, Kind};
 use super::session;
 use super::signin::remember_language;
 use super::view::{card, layout, refusal_text, Card, Layout, Reader};
-use super::{render, web_of, WebApp};
+use super::{render, Web, WebApp};
 use crate::{AppState, Caller};
 
 /// Cases per page.
@@ -227,14 +227,12 @@ async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<WebSession, Resp
 
 pub(crate) async fn page(
     State(state): State<AppState>,
+    Web(web): Web,
     Query(query): Query<InboxQuery>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let live = match signed_in(&state, &jar).await {
         Ok(live) => live,
         Err(response) => return response,
@@ -332,16 +330,15 @@ struct ListContext<'a> {
 }
 
 /// `GET /inbox/list`: the list alone, for the page's live updates.
-async fn list_part(
-    state: &AppState,
-    query: &InboxQuery,
-    jar: &CookieJar,
-    headers: &HeaderMap,
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Web(web): Web,
+    Query(query): Query<InboxQuery>,
+    jar: CookieJar,
+    headers: HeaderMap,
 ) -> Response {
-    let web = match web_of(state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
+    let (state, query, jar, headers) = (&state, &query, &jar, &headers);
     let live = match session::current(state, jar).await {
         Ok(Some(live)) => live,
         // No session (it ended): the page keeps its list; the next
@@ -364,27 +361,16 @@ async fn list_part(
     render(web, StatusCode::OK, "inbox_list.html", &context)
 }
 
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    Query(query): Query<InboxQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
-) -> Response {
-    list_part(&state, &query, &jar, &headers).await
-}
-
 /// `POST /inbox/acknowledge`: "I'm on it" for every ticked case the
 /// person may see; the others are refused by name.
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
+    Web(web): Web,
     jar: CookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let live = match signed_in(&state, &jar).await {
         Ok(live) => live,
         Err(response) => return response,

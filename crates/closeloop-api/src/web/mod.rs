@@ -191,12 +191,36 @@ pub(crate) fn message(
     render(web, status, "message.html", &context)
 }
 
-/// The app is not configured (no page templates): 404, as a missing route.
-pub(crate) fn web_of(state: &AppState) -> Result<&WebApp, Response> {
-    state
-        .web
-        .as_deref()
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "the web app is not enabled").into_response())
+/// The web app, for a handler: its routes answer 404 when the service
+/// runs without it (no page templates).
+pub(crate) struct Web(pub std::sync::Arc<WebApp>);
+
+impl axum::extract::FromRequestParts<AppState> for Web {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        state
+            .web
+            .clone()
+            .map(Web)
+            .ok_or_else(|| (StatusCode::NOT_FOUND, "the web app is not enabled").into_response())
+    }
+}
+
+/// "Please try again in a minute": the store could not answer.
+pub(crate) fn unavailable(web: &WebApp, lang: &str, heading: &str) -> Response {
+    let catalog = web.pages.catalog(lang);
+    message(
+        web,
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        catalog.text(heading),
+        catalog.text("unavailable"),
+        None,
+    )
 }
 
 /// The layout of a page outside a session, with no language switch.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::forms::FormFields;
 use super::session::{self, SESSION_COOKIE};
 use super::view::{layout, Layout};
-use super::{message, render, web_of, Link, Message, MessageForm, WebApp};
+use super::{message, render, unavailable, Link, Message, MessageForm, Web, WebApp};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -61,14 +61,12 @@ fn form_page(
 /// `GET /signin`.
 pub(crate) async fn form(
     State(state): State<AppState>,
+    Web(web): Web,
     Query(query): Query<LangQuery>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = session::language(&state, query.lang.as_deref(), &jar, None, None, &headers);
     let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
     form_page(&state, web, jar, &lang, StatusCode::OK, String::new(), None)
@@ -111,14 +109,12 @@ fn refused_form(web: &WebApp, lang: &str) -> Response {
 /// is the same whether the address is known or not (no probing).
 pub(crate) async fn request(
     State(state): State<AppState>,
+    Web(web): Web,
     jar: CookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let form = FormFields::parse(&body);
     let lang = session::language(&state, None, &jar, None, None, &headers);
     if !session::anonymous_form_ok(&jar, form.get("csrf")) {
@@ -161,14 +157,7 @@ pub(crate) async fn request(
             }
             Err(error) => {
                 tracing::warn!(%error, "a sign-in link could not be queued");
-                return message(
-                    web,
-                    &lang,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    catalog.text("signin_title"),
-                    catalog.text("unavailable"),
-                    None,
-                );
+                return unavailable(web, &lang, "signin_title");
             }
         }
     } else {
@@ -189,14 +178,12 @@ pub(crate) async fn request(
 /// by the POST).
 pub(crate) async fn confirm(
     State(state): State<AppState>,
+    Web(web): Web,
     Path(token): Path<String>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = session::language(&state, None, &jar, None, None, &headers);
     let (jar, csrf) = session::anonymous_form_token(&state, jar);
     let catalog = web.pages.catalog(&lang);
@@ -264,31 +251,19 @@ struct NewSessionOf {
 /// `POST /signin/{token}`: use the link, once.
 pub(crate) async fn open_session(
     State(state): State<AppState>,
+    Web(web): Web,
     Path(token): Path<String>,
     jar: CookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = session::language(&state, None, &jar, None, None, &headers);
     let form = FormFields::parse(&body);
     if !session::anonymous_form_ok(&jar, form.get("csrf")) {
         return refused_form(web, &lang);
     }
     let catalog = web.pages.catalog(&lang);
-    let unavailable = || {
-        message(
-            web,
-            &lang,
-            StatusCode::SERVICE_UNAVAILABLE,
-            catalog.text("signin_title"),
-            catalog.text("unavailable"),
-            None,
-        )
-    };
     let refused = |key: &str, status: StatusCode| {
         message(
             web,
@@ -313,7 +288,7 @@ pub(crate) async fn open_session(
         Ok(SignInUse::Unknown) => return refused("link_unknown", StatusCode::NOT_FOUND),
         Err(error) => {
             tracing::warn!(%error, "a sign-in link could not be checked");
-            return unavailable();
+            return unavailable(web, &lang, "signin_title");
         }
     };
     // The person may have left the directory since the link was sent.
@@ -330,7 +305,7 @@ pub(crate) async fn open_session(
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(%error, "a web session could not be opened");
-            unavailable()
+            unavailable(web, &lang, "signin_title")
         }
     }
 }
@@ -339,14 +314,12 @@ pub(crate) async fn open_session(
 /// browser keeps the session cookie, never the token.
 pub(crate) async fn with_token(
     State(state): State<AppState>,
+    Web(web): Web,
     jar: CookieJar,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let web = match web_of(&state) {
-        Ok(web) => web,
-        Err(response) => return response,
-    };
+    let web = &*web;
     let lang = session::language(&state, None, &jar, None, None, &headers);
     let form = FormFields::parse(&body);
     if !session::anonymous_form_ok(&jar, form.get("csrf")) {
@@ -374,14 +347,7 @@ pub(crate) async fn with_token(
         }
         Err(error) => {
             tracing::warn!(%error, "a token sign-in could not be checked");
-            return message(
-                web,
-                &lang,
-                StatusCode::SERVICE_UNAVAILABLE,
-                catalog.text("signin_title"),
-                catalog.text("unavailable"),
-                None,
-            );
+            return unavailable(web, &lang, "signin_title");
         }
     };
     let new = NewSessionOf {
@@ -394,7 +360,7 @@ pub(crate) async fn with_token(
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(%error, "a web session could not be opened");
-            (StatusCode::SERVICE_UNAVAILABLE, catalog.text("unavailable")).into_response()
+            unavailable(web, &lang, "signin_title")
         }
     }
 }
