@@ -99,6 +99,13 @@ async fn reminders_escalation_and_watchers() {
         "{}",
         reminder.text
     );
+    // The deadline as the store reads it: Paris time, French order.
+    assert!(
+        reminder.subject.contains(" à ") && !reminder.text.contains("UTC"),
+        "{}\n{}",
+        reminder.subject,
+        reminder.text
+    );
     // At 4 s: Julien (one level up); 4 s later: Nathalie (the top).
     let escalation = eventually("the escalation to the regional manager", LONG, || async {
         emails_to(&env, JULIEN, "Escalade : prise en charge en retard")

@@ -193,6 +193,24 @@ fn answered_at(at: &chrono::DateTime<chrono::FixedOffset>, language: &str) -> St
     }
 }
 
+/// A deadline as the store's people read it: in the store's time zone
+/// (UTC, said so, when the message names none or an unknown one), in the
+/// language's date order.
+fn due_at(at: chrono::DateTime<chrono::Utc>, timezone: Option<&str>, language: &str) -> String {
+    let zone: Option<chrono_tz::Tz> = timezone.and_then(|tz| tz.parse().ok());
+    let Some(zone) = zone else {
+        return match language {
+            "fr" => at.format("%d/%m/%Y %H:%M UTC").to_string(),
+            _ => at.format("%-d %b %Y, %H:%M UTC").to_string(),
+        };
+    };
+    let local = at.with_timezone(&zone);
+    match language {
+        "fr" => local.format("%d/%m/%Y à %H:%M").to_string(),
+        _ => local.format("%-d %b %Y, %H:%M").to_string(),
+    }
+}
+
 fn template_error(dir: &Path, error: &minijinja::Error) -> NotifyError {
     let file = error
         .name()
@@ -332,7 +350,7 @@ impl EmailTemplates {
                     stage: item.stage.map(|s| s.as_str()),
                     due_at: item
                         .due_at
-                        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
+                        .map(|d| due_at(d, item.timezone.as_deref(), language)),
                     actor: item.actor.as_deref(),
                     severity_upper: case.severity.as_str().to_uppercase(),
                     scores: scores_text(case),
@@ -398,7 +416,13 @@ impl EmailTemplates {
                     .as_deref()
                     .filter(|c| !c.trim().is_empty()),
                 case_url: &case.url,
-                opened_at: case.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                // In the offset the customer answered in (the store's).
+                opened_at: answered_at(
+                    &case
+                        .created_at
+                        .with_timezone(case.event.occurred_at.offset()),
+                    language,
+                ),
             })
             .collect();
         let ctx = DigestContext {
@@ -455,6 +479,7 @@ fn sample_followups(case: &CaseV1) -> Vec<FollowupV1> {
         stage: Some(closeloop_core::sla::Stage::FirstContact),
         due_at: Some(case.created_at),
         actor: Some("owner".into()),
+        timezone: Some("Europe/Paris".into()),
         case: case.clone(),
     };
     let all = [
@@ -565,7 +590,7 @@ mod tests {
             (
                 0,
                 "en",
-                "Reminder: first contact due by 2026-11-20 10:16 UTC (LYON-02, Julie Moreau)",
+                "Reminder: first contact due by 20 Nov 2026, 11:16 (LYON-02, Julie Moreau)",
             ),
             (
                 1,
@@ -583,7 +608,7 @@ mod tests {
             (
                 0,
                 "fr-FR",
-                "Rappel : premier contact, échéance 2026-11-20 10:16 UTC (LYON-02, Julie Moreau)",
+                "Rappel : premier contact, échéance 20/11/2026 à 11:16 (LYON-02, Julie Moreau)",
             ),
             (5, "fr-FR", "5 dossiers demandent votre attention"),
         ];
@@ -695,19 +720,48 @@ mod tests {
             let mut followup = sample_followups(&case(locale))[5].clone();
             followup.locale = locale.into();
             let followup = templates.render_followup(&followup).unwrap();
-            for (kind, email) in [("alert", alert), ("digest", digest), ("followup", followup)] {
+            let sign_in = templates
+                .render_sign_in(&closeloop_wire::SignInV1 {
+                    locale: locale.into(),
+                    ..sample_sign_in()
+                })
+                .unwrap();
+            assert!(sign_in.text.contains("/signin/sample"));
+            for (kind, email) in [
+                ("alert", alert),
+                ("digest", digest),
+                ("followup", followup),
+                ("signin", sign_in),
+            ] {
                 assert!(email.html.starts_with("<!doctype html>"), "{kind}");
                 let base = dir.join(format!("{kind}-{language}"));
                 std::fs::write(base.with_extension("html"), &email.html).unwrap();
                 let text = format!("Subject: {}\n\n{}", email.subject, email.text);
                 if language == "fr" {
                     // Labels in French, not the contract's codes.
-                    for code in ["[HIGH]", "| delivery", "| open", "high_effort"] {
+                    for code in ["[HIGH]", "| delivery", "| open", "high_effort", "UTC"] {
                         assert!(!text.contains(code), "{kind}: {code} in\n{text}");
                     }
                 }
                 std::fs::write(base.with_extension("txt"), text).unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn deadlines_read_in_the_store_time_zone() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T08:40:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let table = [
+            (Some("Europe/Paris"), "fr", "01/12/2026 à 09:40"),
+            (Some("Europe/Paris"), "en", "1 Dec 2026, 09:40"),
+            (Some("America/New_York"), "en", "1 Dec 2026, 03:40"),
+            (None, "fr", "01/12/2026 08:40 UTC"),
+            (Some("Mars/Olympus"), "en", "1 Dec 2026, 08:40 UTC"),
+        ];
+        for (zone, language, expected) in table {
+            assert_eq!(due_at(at, zone, language), expected, "{zone:?} {language}");
         }
     }
 

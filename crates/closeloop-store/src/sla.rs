@@ -72,6 +72,8 @@ pub struct SlaPlan {
     pub decision: SlaDecision,
     /// One recipient per action of `decision.actions`, in order.
     pub recipients: Vec<Recipient>,
+    /// The IANA time zone of the owner's calendar: emails read deadlines in it.
+    pub timezone: Option<String>,
 }
 
 /// What one tick did.
@@ -211,6 +213,9 @@ impl Store {
         outcome: &mut SlaTickOutcome,
     ) -> Result<()> {
         let decision = &plan.decision;
+        if let Some(tz) = &plan.timezone {
+            notices.timezones.insert(row.id, tz.clone());
+        }
         let reminded: Vec<&str> = decision.reminded.iter().map(|s| s.as_str()).collect();
         sqlx::query(
             "UPDATE cases SET deadlines = $2, sla_reminded = $3, escalation_level = $4, overdue_since = $5,
@@ -296,7 +301,10 @@ impl Store {
         for (recipient, actions) in notices.mail.into_values() {
             let items: Vec<FollowupItem> = actions
                 .iter()
-                .filter_map(|(id, action)| Some(followup_item(*action, views.get(id)?)))
+                .filter_map(|(id, action)| {
+                    let tz = notices.timezones.get(id).cloned();
+                    Some(followup_item(*action, views.get(id)?, tz))
+                })
                 .collect();
             // A single-case email belongs to its case (it shows in the case's
             // deliveries); a summary belongs to no one case.
@@ -402,6 +410,7 @@ impl Store {
                 stage: None,
                 due_at: None,
                 actor: Some(actor.to_owned()),
+                timezone: None,
                 case: case.to_wire(),
             };
             push_followup(outbox, Some(case.id), &watcher, vec![item], now);
@@ -450,6 +459,8 @@ impl Store {
 #[derive(Default)]
 struct Notices {
     mail: BTreeMap<String, (Recipient, Vec<(Uuid, SlaAction)>)>,
+    /// The time zone of each case's plan.
+    timezones: BTreeMap<Uuid, String>,
     webhooks: Vec<(Uuid, String)>,
     /// The `remind` / `escalate` history lines, appended in one statement.
     history: Vec<(Uuid, HistoryEntry)>,
@@ -457,7 +468,7 @@ struct Notices {
 
 /// One case of a follow-up email: a reminder, or an escalation (to the
 /// next level) or overdue notice (to the owner, with nobody above).
-fn followup_item(action: SlaAction, case: &CaseView) -> FollowupItem {
+fn followup_item(action: SlaAction, case: &CaseView, timezone: Option<String>) -> FollowupItem {
     let (notice, stage, due_at) = match action {
         SlaAction::Remind { stage, due_at } => (Notice::Reminder, stage, due_at),
         SlaAction::Escalate {
@@ -472,6 +483,7 @@ fn followup_item(action: SlaAction, case: &CaseView) -> FollowupItem {
         stage: Some(stage),
         due_at: Some(due_at),
         actor: None,
+        timezone,
         case: case.to_wire(),
     }
 }

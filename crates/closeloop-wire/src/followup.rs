@@ -34,6 +34,10 @@ pub struct FollowupItem {
     /// Who acted (acknowledged or resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The IANA time zone of the case's store (its owner's calendar), in
+    /// which the email shows `due_at`; UTC when absent (older messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     pub case: CaseV1,
 }
 

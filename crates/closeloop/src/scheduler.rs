@@ -101,6 +101,7 @@ pub fn plan(
                         next_check: None,
                     },
                     recipients: vec![],
+                    timezone: None,
                 }
             }
         },
@@ -145,5 +146,6 @@ pub fn plan(
         deadlines: Some(case.deadlines),
         decision,
         recipients,
+        timezone: Some(calendar.timezone().name().to_owned()),
     }
 }
