@@ -110,6 +110,22 @@ fn matrix() -> Vec<(&'static str, &'static str, [Expect; 5], &'static str)> {
         ),
         (
             "GET",
+            "/insights",
+            page,
+            "a session; a manager's figures are their scope",
+        ),
+        ("GET", "/insights.csv", page, ""),
+        ("GET", "/insights/scores", page, ""),
+        ("GET", "/insights/scores.csv", page, ""),
+        ("GET", "/insights/operations", page, "ops and admins only"),
+        (
+            "POST",
+            "/insights/operations/{action}",
+            page,
+            "ops and admins, with a form token",
+        ),
+        (
+            "GET",
             "/cases/{id}",
             page,
             "a session in scope or a signed link",
@@ -269,7 +285,8 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
             .replace("/v1/silences/{id}", &format!("/v1/silences/{silence_id}"))
             .replace("{id}", &case_id.to_string())
             .replace("{token}", "not-a-signed-link")
-            .replace("{step}", "acknowledge");
+            .replace("{step}", "acknowledge")
+            .replace("{action}", "replay");
         for (caller, (token, expect)) in CALLERS.iter().zip(tokens.iter().zip(expected)) {
             let mut request = client.request(method.parse().unwrap(), env.api(&path));
             if let Some(token) = token {

@@ -108,14 +108,22 @@ impl Browser {
             .unwrap()
     }
 
+    /// Click `css`, brought to the middle of the screen first (as a person
+    /// scrolls to it: sticky bars cover the screen's edges).
     pub async fn click(&self, css: &str) {
-        self.client
+        let element = self
+            .client
             .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-            .click()
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'});",
+                vec![serde_json::to_value(&element).unwrap()],
+            )
             .await
             .unwrap();
+        element.click().await.unwrap();
     }
 
     /// Click `css`, which leads to another page, and wait until that page

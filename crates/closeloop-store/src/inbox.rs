@@ -5,6 +5,7 @@ use closeloop_core::access::Scope;
 use closeloop_core::{Severity, Status};
 use uuid::Uuid;
 
+use crate::metrics::scope_sets;
 use crate::views::{CaseRow, CASE_COLUMNS};
 use crate::{CaseView, Result, Store};
 
@@ -55,17 +56,6 @@ const NEXT_DUE: &str =
 /// (stores), $3 (regions), and the active statuses $4.
 const IN_SCOPE: &str = "status = ANY($4)
     AND ($1::text[] IS NULL OR owner_id = ANY($1) OR store_id = ANY($2) OR region = ANY($3))";
-
-fn scope_sets(scope: Option<&Scope>) -> (Option<Vec<String>>, Vec<String>, Vec<String>) {
-    match scope {
-        None => (None, Vec::new(), Vec::new()),
-        Some(s) => (
-            Some(s.owners.iter().cloned().collect()),
-            s.stores.iter().cloned().collect(),
-            s.regions.iter().cloned().collect(),
-        ),
-    }
-}
 
 #[derive(sqlx::FromRow)]
 struct InboxRow {

@@ -162,9 +162,11 @@ async fn insert_events(
     let position = unique.iter().map(|r| r.position.as_ref());
     Ok(sqlx::query_scalar(
         "INSERT INTO feedback_events (event_id, occurred_at, received_at, alerted, nps, csat, ces,
-                                      store_id, region, touchpoint, source_topic, source_partition, source_offset)
+                                      store_id, region, touchpoint, source_topic, source_partition, source_offset,
+                                      country, segment, product_line, channel, source)
          SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::int2[], $6::int2[],
-                              $7::int2[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int8[])
+                              $7::int2[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int8[],
+                              $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
          ON CONFLICT (event_id) DO NOTHING
          RETURNING event_id",
     )
@@ -181,6 +183,11 @@ async fn insert_events(
     .bind(column(|r| r.position.as_ref().map(|p| p.topic.clone())))
     .bind(position.clone().map(|p| p.map(|p| p.partition)).collect::<Vec<_>>())
     .bind(position.map(|p| p.map(|p| p.offset)).collect::<Vec<_>>())
+    .bind(column(|r| r.event.location.country.clone()))
+    .bind(column(|r| r.event.customer.segment.clone()))
+    .bind(column(|r| r.event.product_line.clone()))
+    .bind(column(|r| r.event.journey.channel.clone()))
+    .bind(column(|r| Some(r.event.source.clone())))
     .fetch_all(&mut *tx)
     .await?
     .into_iter()

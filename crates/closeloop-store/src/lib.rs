@@ -21,6 +21,7 @@ mod keys;
 mod metrics;
 mod outbox;
 mod outbox_write;
+mod scores;
 mod sessions;
 mod silences;
 mod sla;
@@ -37,10 +38,11 @@ pub use cases::{CaseDetail, CaseFilter, DeliveryView, HistoryView, LinkUse};
 pub use error::{Result, StoreError};
 pub use inbox::{InboxCounts, InboxFilter, InboxPage};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
-pub use metrics::{CaseGrouping, LoopMetricsRow, RootCauseRow, ScoreGrouping, ScoreRow};
+pub use metrics::{CaseGrouping, LoopFilter, LoopMetricsRow, RootCauseRow};
 pub use outbox::{
     AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
 };
+pub use scores::{ScoreFilter, ScoreGrouping, ScoreRow};
 pub use sessions::{NewSession, SignInUse, WebSession, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_WINDOW};
 pub use silences::SilenceView;
 pub use sla::{Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome, WatcherView};

@@ -1,7 +1,6 @@
 //! Loop metrics: who closes loops, and how fast.
 
 use chrono::{DateTime, Utc};
-use closeloop_core::scoring::{CsatClass, NpsClass};
 use serde::Serialize;
 
 use crate::{Result, Store};
@@ -42,47 +41,6 @@ impl CaseGrouping {
     }
 }
 
-/// How score figures are grouped; the store knows the expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreGrouping {
-    Store,
-    Region,
-    Touchpoint,
-    /// The UTC day the answer was given.
-    Day,
-}
-
-impl ScoreGrouping {
-    pub const ALL: [ScoreGrouping; 4] = [
-        ScoreGrouping::Store,
-        ScoreGrouping::Region,
-        ScoreGrouping::Touchpoint,
-        ScoreGrouping::Day,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScoreGrouping::Store => "store",
-            ScoreGrouping::Region => "region",
-            ScoreGrouping::Touchpoint => "touchpoint",
-            ScoreGrouping::Day => "day",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == text)
-    }
-
-    fn expression(self) -> &'static str {
-        match self {
-            ScoreGrouping::Store => "store_id",
-            ScoreGrouping::Region => "region",
-            ScoreGrouping::Touchpoint => "touchpoint",
-            ScoreGrouping::Day => "(occurred_at AT TIME ZONE 'UTC')::date",
-        }
-    }
-}
-
 /// Figures for one group (an owner, a store or a region).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct LoopMetricsRow {
@@ -111,15 +69,58 @@ pub struct LoopMetricsRow {
     pub recovery_rate: Option<f64>,
 }
 
+/// Which cases loop figures count: opened in `[from, to)`, in a manager's
+/// scope (`None`: all), optionally of one region, store or owner.
+#[derive(Debug, Clone)]
+pub struct LoopFilter {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub scope: Option<closeloop_core::access::Scope>,
+    pub region: Option<String>,
+    pub store: Option<String>,
+    pub owner: Option<String>,
+}
+
+impl LoopFilter {
+    pub fn period(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        LoopFilter {
+            from,
+            to,
+            scope: None,
+            region: None,
+            store: None,
+            owner: None,
+        }
+    }
+}
+
+/// The filter's conditions on `cases`, on parameters $5 to $10.
+const LOOP_WHERE: &str = "created_at >= $1 AND created_at < $2
+    AND ($5::text[] IS NULL OR owner_id = ANY($5) OR store_id = ANY($6) OR region = ANY($7))
+    AND ($8::text IS NULL OR region = $8)
+    AND ($9::text IS NULL OR store_id = $9)
+    AND ($10::text IS NULL OR owner_id = $10)";
+
 impl Store {
     /// Loop figures for cases opened in `[from, to)`, grouped by `grouping`.
-    /// A stage counts against its SLA once done or once its deadline is
-    /// behind `now`.
     pub async fn loop_metrics(
         &self,
         grouping: CaseGrouping,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LoopMetricsRow>> {
+        self.loop_figures(Some(grouping), &LoopFilter::period(from, to), now)
+            .await
+    }
+
+    /// Loop figures of the cases of `filter`, by `grouping`, or one row for
+    /// all of them (`None`, its group empty). A stage counts against its SLA
+    /// once done or once its deadline is behind `now`.
+    pub async fn loop_figures(
+        &self,
+        grouping: Option<CaseGrouping>,
+        filter: &LoopFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<LoopMetricsRow>> {
         let within = |done: &str, stage: &str| {
@@ -134,7 +135,10 @@ impl Store {
             within("first_contact_at", "first_contact"),
             within("resolved_at", "resolve"),
         );
-        let group_column = grouping.column();
+        let (group_column, group_by) = match grouping {
+            Some(g) => (g.column(), "GROUP BY 1 ORDER BY 1"),
+            None => ("NULL::text", ""),
+        };
         let sql = format!(
             "SELECT {group_column} AS \"group\",
                     count(*) AS opened,
@@ -155,33 +159,24 @@ impl Store {
                     round((count(recovered_at)::numeric
                            / nullif(count(*) FILTER (WHERE status = ANY($4) OR recovered_at IS NOT NULL), 0)), 4)::float8
                         AS recovery_rate
-             FROM cases WHERE created_at >= $1 AND created_at < $2
-             GROUP BY 1 ORDER BY 1"
+             FROM cases WHERE {LOOP_WHERE}
+             {group_by}"
         );
+        let (owners, stores, regions) = scope_sets(filter.scope.as_ref());
         Ok(sqlx::query_as(&sql)
-            .bind(from)
-            .bind(to)
+            .bind(filter.from)
+            .bind(filter.to)
             .bind(now)
             .bind(closeloop_core::Status::done_names())
+            .bind(owners)
+            .bind(stores)
+            .bind(regions)
+            .bind(&filter.region)
+            .bind(&filter.store)
+            .bind(&filter.owner)
             .fetch_all(&self.pool)
             .await?)
     }
-}
-
-/// Score figures of every event received (alerting or not) in one group.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct ScoreRow {
-    pub group: Option<String>,
-    pub responses: i64,
-    pub nps_responses: i64,
-    /// % promoters − % detractors, from −100 to 100.
-    pub nps: Option<f64>,
-    pub csat_responses: i64,
-    /// % satisfied (4–5).
-    pub csat: Option<f64>,
-    pub ces_responses: i64,
-    /// Mean CES (1–7).
-    pub ces: Option<f64>,
 }
 
 /// A root cause and how many resolved cases gave it.
@@ -193,44 +188,6 @@ pub struct RootCauseRow {
 }
 
 impl Store {
-    /// NPS, CSAT and CES of the events that occurred in `[from, to)`,
-    /// grouped by `grouping`. The classes' scores come from the core.
-    pub async fn score_metrics(
-        &self,
-        grouping: ScoreGrouping,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<ScoreRow>> {
-        let group_expr = grouping.expression();
-        let sql = format!(
-            "SELECT {group_expr}::text AS \"group\",
-                    count(*) AS responses,
-                    count(nps) AS nps_responses,
-                    round((100.0 * (count(*) FILTER (WHERE nps BETWEEN $3 AND $4) - count(*) FILTER (WHERE nps BETWEEN $5 AND $6)) / nullif(count(nps), 0))::numeric, 1)::float8 AS nps,
-                    count(csat) AS csat_responses,
-                    round((100.0 * count(*) FILTER (WHERE csat BETWEEN $7 AND $8) / nullif(count(csat), 0))::numeric, 1)::float8 AS csat,
-                    count(ces) AS ces_responses,
-                    round(avg(ces)::numeric, 2)::float8 AS ces
-             FROM feedback_events WHERE occurred_at >= $1 AND occurred_at < $2
-             GROUP BY 1 ORDER BY 1"
-        );
-        let bounds = |r: std::ops::RangeInclusive<u8>| (i16::from(*r.start()), i16::from(*r.end()));
-        let promoters = bounds(NpsClass::Promoter.values());
-        let detractors = bounds(NpsClass::Detractor.values());
-        let satisfied = bounds(CsatClass::Satisfied.values());
-        Ok(sqlx::query_as(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(promoters.0)
-            .bind(promoters.1)
-            .bind(detractors.0)
-            .bind(detractors.1)
-            .bind(satisfied.0)
-            .bind(satisfied.1)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
     /// The most given root causes of cases opened in `[from, to)`, per group.
     pub async fn top_root_causes(
         &self,
@@ -238,16 +195,52 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<RootCauseRow>> {
-        let group_column = grouping.column();
+        self.root_causes_of(Some(grouping), &LoopFilter::period(from, to))
+            .await
+    }
+
+    /// Root causes of the cases of `filter`, most given first, per group
+    /// (`None`: over all, the group empty).
+    pub async fn root_causes_of(
+        &self,
+        grouping: Option<CaseGrouping>,
+        filter: &LoopFilter,
+    ) -> Result<Vec<RootCauseRow>> {
+        let group_column = grouping.map_or("NULL::text", CaseGrouping::column);
+        // $3 and $4 are not used here: the filter's parameters keep their numbers.
         let sql = format!(
             "SELECT {group_column} AS \"group\", root_cause, count(*) AS cases
-             FROM cases WHERE root_cause IS NOT NULL AND created_at >= $1 AND created_at < $2
+             FROM cases WHERE root_cause IS NOT NULL AND $3::int IS NULL AND $4::int IS NULL
+               AND {LOOP_WHERE}
              GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
         );
+        let (owners, stores, regions) = scope_sets(filter.scope.as_ref());
         Ok(sqlx::query_as(&sql)
-            .bind(from)
-            .bind(to)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(None::<i32>)
+            .bind(None::<i32>)
+            .bind(owners)
+            .bind(stores)
+            .bind(regions)
+            .bind(&filter.region)
+            .bind(&filter.store)
+            .bind(&filter.owner)
             .fetch_all(&self.pool)
             .await?)
+    }
+}
+
+/// A scope as the three arrays of the scope condition (owners `NULL`: all).
+pub(crate) fn scope_sets(
+    scope: Option<&closeloop_core::access::Scope>,
+) -> (Option<Vec<String>>, Vec<String>, Vec<String>) {
+    match scope {
+        None => (None, Vec::new(), Vec::new()),
+        Some(s) => (
+            Some(s.owners.iter().cloned().collect()),
+            s.stores.iter().cloned().collect(),
+            s.regions.iter().cloned().collect(),
+        ),
     }
 }

@@ -7,6 +7,8 @@ use super::prelude::*;
 #[derive(Debug, Deserialize)]
 pub(crate) struct MetricsQuery {
     group_by: Option<String>,
+    /// Scores only: a second dimension within the first.
+    then: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 }
@@ -176,22 +178,39 @@ pub(crate) fn loop_exposition(rows: &[closeloop_store::LoopMetricsRow]) -> Strin
     out.finish()
 }
 
-/// `GET /v1/metrics/scores?group_by=store|region|touchpoint|day&from=&to=`:
-/// NPS, CSAT and CES of every event received, not only the flagged ones.
+/// A score dimension by name, or the refusal naming `field` and the words.
+pub(crate) fn score_grouping(field: &str, text: &str) -> Result<ScoreGrouping, ApiError> {
+    ScoreGrouping::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = ScoreGrouping::ALL.iter().map(|g| g.as_str()).collect();
+        ApiError::BadRequest(format!(
+            "{field}: must be one of {} (got \"{text}\")",
+            all.join(", ")
+        ))
+    })
+}
+
+/// `GET /v1/metrics/scores?group_by=…&then=…&from=&to=`: NPS, CSAT and CES
+/// of every event received, not only the flagged ones, by one dimension or
+/// two (`then`), with the count of each class.
 pub(crate) async fn score_metrics(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Response, ApiError> {
     let group_by = query.group_by.as_deref().unwrap_or("store");
-    let expr = ScoreGrouping::parse(group_by).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "group_by: must be one of store, region, touchpoint, day (got \"{group_by}\")"
-        ))
-    })?;
+    let first = score_grouping("group_by", group_by)?;
+    let second = query
+        .then
+        .as_deref()
+        .map(|t| score_grouping("then", t))
+        .transpose()?;
     let to = query
         .to
         .unwrap_or_else(|| state.clock.now() + chrono::Duration::seconds(1));
     let from = query.from.unwrap_or(to - chrono::Duration::days(90));
-    let rows = state.store.score_metrics(expr, from, to).await?;
-    Ok(Json(json!({"group_by": group_by, "from": from, "to": to, "groups": rows})).into_response())
+    let filter = closeloop_store::ScoreFilter::period(from, to);
+    let rows = state.store.score_table(first, second, &filter).await?;
+    Ok(Json(json!({
+        "group_by": group_by, "then": query.then, "from": from, "to": to, "groups": rows
+    }))
+    .into_response())
 }

@@ -216,15 +216,6 @@ fn list_of(
     }
 }
 
-/// The session of an inbox request, or the way to the sign-in page.
-async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<WebSession, Response> {
-    match session::current(state, jar).await {
-        Ok(Some(live)) => Ok(live),
-        Ok(None) => Err(Redirect::to("/signin").into_response()),
-        Err(error) => Err(error.into_response()),
-    }
-}
-
 pub(crate) async fn page(
     State(state): State<AppState>,
     Web(web): Web,
@@ -233,7 +224,7 @@ pub(crate) async fn page(
     headers: HeaderMap,
 ) -> Response {
     let web = &*web;
-    let live = match signed_in(&state, &jar).await {
+    let live = match session::required(&state, &jar).await {
         Ok(live) => live,
         Err(response) => return response,
     };
@@ -371,7 +362,7 @@ pub(crate) async fn acknowledge(
     body: Bytes,
 ) -> Response {
     let web = &*web;
-    let live = match signed_in(&state, &jar).await {
+    let live = match session::required(&state, &jar).await {
         Ok(live) => live,
         Err(response) => return response,
     };

@@ -20,11 +20,16 @@
 
 mod assets;
 mod case;
+mod charts;
 pub(crate) mod format;
 mod forms;
 mod inbox;
+mod insights;
+mod operations;
 mod pages;
+mod period;
 mod samples;
+mod scores;
 mod session;
 mod signin;
 mod view;
@@ -90,6 +95,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/inbox", get(inbox::page))
         .route("/inbox/list", get(inbox::list))
         .route("/inbox/acknowledge", post(inbox::acknowledge))
+        .route("/insights", get(insights::page))
+        .route("/insights.csv", get(insights::csv))
+        .route("/insights/operations", get(operations::page))
+        .route("/insights/operations/{action}", post(operations::act))
+        .route("/insights/scores", get(scores::page))
+        .route("/insights/scores.csv", get(scores::csv))
         .route("/cases/{id}", get(case::page))
         .route("/cases/{id}/do/{step}", post(case::act))
         .route("/static/app.css", get(assets::css))

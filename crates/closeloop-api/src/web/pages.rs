@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::format::humanize;
 
 /// The page templates, each rendered inside `base.html`.
-pub(crate) const PAGES: [&str; 6] = [
+pub(crate) const PAGES: [&str; 9] = [
     "base.html",
+    "insights.html",
+    "operations.html",
+    "scores.html",
     "signin.html",
     "inbox.html",
     "inbox_list.html",

@@ -85,6 +85,57 @@ pub(crate) fn contexts(
             ),
         ),
         (
+            "insights.html",
+            with(
+                base.clone(),
+                json!({
+                    "heading": "Loop health", "group_label": "Region", "operator": true,
+                    "tiles": [{"label": "opened", "value": "12", "tone": "bad"}],
+                    "causes": [{"label": "Stock", "value": "3", "tone": ""}],
+                    "columns": ["Opened"],
+                    "rows": [{"label": "FR-ARA", "href": "/insights?region=FR-ARA", "cells": ["12"]}],
+                    "periods": [{"value": "7d", "label": "7 days", "selected": true}],
+                    "groupings": [{"value": "store", "label": "Store", "selected": true}],
+                    "csv": "/insights.csv?period=7d",
+                    "filters": [["Region", "FR-ARA"]],
+                    "period_query": "period=7d"
+                }),
+            ),
+        ),
+        (
+            "scores.html",
+            with(
+                base.clone(),
+                json!({
+                    "operator": true,
+                    "dimensions": [{"value": "region", "label": "Region", "selected": true}],
+                    "seconds": [{"value": "touchpoint", "label": "Touchpoint", "selected": false}],
+                    "periods": [{"value": "30d", "label": "30 days", "selected": true}],
+                    "first_label": "Region", "second_label": "Touchpoint",
+                    "columns": ["NPS"],
+                    "rows": [{"group": "FR-ARA", "subgroup": "delivery", "cells": ["-12.5"]}],
+                    "bars": [{"label": "FR-ARA", "value": "-12.5", "x": 43.8, "width": 6.2, "tone": "bad"}],
+                    "trend": {"points": "0,40 100,0", "first": "W1", "last": "W2"},
+                    "csv": "/insights/scores.csv?by=region", "region": "", "store": ""
+                }),
+            ),
+        ),
+        (
+            "operations.html",
+            with(
+                base.clone(),
+                json!({
+                    "deliveries": [{"id": "x", "case_href": "/cases/x", "what": "new case (webhook)",
+                                    "to": "https://crm.example/…", "error": "HTTP 400", "at": "1 Dec 2026 9:40"}],
+                    "endpoints": [{"id": "ab12", "url": "https://crm.example/…", "reason": "410", "since": "1 Dec"}],
+                    "silences": [{"id": "y", "matcher": "store == \"X\"", "state": "active", "until": "2 Dec",
+                                  "reason": "works", "by": "ops", "muted": 3}],
+                    "rules": {"version": "abc", "rules": "3 rules", "loaded_at": "now", "last_error": "line 3"},
+                    "flash": "Done", "error": "No"
+                }),
+            ),
+        ),
+        (
             "case.html",
             with(
                 base,

@@ -3,6 +3,7 @@
 //! form tokens (CSRF) every POST carries.
 
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -148,6 +149,15 @@ pub(crate) fn display_name(state: &AppState, live: &WebSession) -> String {
         .as_deref()
         .and_then(|id| state.rules.as_ref().and_then(|r| r.owner(id)))
         .map_or_else(|| live.name.clone(), |o| o.name)
+}
+
+/// The session of a page that needs one, or the way to the sign-in page.
+pub(crate) async fn required(state: &AppState, jar: &CookieJar) -> Result<WebSession, Response> {
+    match current(state, jar).await {
+        Ok(Some(live)) => Ok(live),
+        Ok(None) => Err(Redirect::to("/signin").into_response()),
+        Err(error) => Err(error.into_response()),
+    }
 }
 
 #[cfg(test)]
