@@ -6,6 +6,8 @@
   or async runtime crate among their dependencies.
 - Each adapter uses its own I/O crate only, and the closeloop crates the
   architecture allows: dependencies point inwards, to the core.
+- closeloop-telemetry (the service's metrics) depends on no closeloop crate
+  and does no I/O: adapters may record into it.
 - Only the binary (`closeloop`) knows every crate.
 
 Usage: check_deps.py [--self-test]
@@ -22,11 +24,12 @@ RULES = {
     "closeloop-core": (set(), set()),
     "closeloop-gen": (set(), set()),
     "closeloop-wire": ({"closeloop-core"}, set()),
+    "closeloop-telemetry": (set(), set()),
     "closeloop-store": ({"closeloop-core", "closeloop-wire"}, {"sqlx", "tokio", "tokio-util"}),
     "closeloop-kafka": ({"closeloop-core"}, {"rdkafka", "tokio", "tokio-util"}),
-    "closeloop-notify": ({"closeloop-core", "closeloop-store", "closeloop-wire"},
+    "closeloop-notify": ({"closeloop-core", "closeloop-store", "closeloop-wire", "closeloop-telemetry"},
                          {"lettre", "reqwest", "tokio", "tokio-util"}),
-    "closeloop-api": ({"closeloop-core", "closeloop-store", "closeloop-wire"},
+    "closeloop-api": ({"closeloop-core", "closeloop-store", "closeloop-wire", "closeloop-telemetry"},
                       {"axum", "hyper", "hyper-util", "tower", "tower-http", "tokio", "tokio-util"}),
 }
 

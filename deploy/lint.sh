@@ -7,6 +7,10 @@
 #   deploy/kubernetes/  every manifest against the Kubernetes 1.37 schemas
 #                       (kubernetes-validate --strict), and the rules and
 #                       owners of the ConfigMap with `closeloop rules check`
+#   deploy/prometheus/  the alerting rules with promtool (Debian's prometheus
+#                       package, installed when missing)
+#   deploy/grafana/     the dashboard is JSON with panels (tests/telemetry.rs
+#                       checks the metrics it queries are exported)
 # The linters come from PyPI into .run/lint-venv, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,3 +46,22 @@ for name in ("rules.toml", "owners.toml"):
 PY
 cargo run -q --bin closeloop -- rules check "$tmp/rules.toml" --owners "$tmp/owners.toml" >/dev/null
 echo "deploy/kubernetes/configmap.yaml: rules and owners pass closeloop rules check"
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian package prometheus) for the alerting rules"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+promtool check rules deploy/prometheus/alerts.yaml >/dev/null
+echo "deploy/prometheus/alerts.yaml: promtool check rules passed"
+python3 - <<'PY'
+import json
+dashboard = json.load(open("deploy/grafana/closeloop.json"))
+targets = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+assert len(targets) >= 15, f"deploy/grafana/closeloop.json: only {len(targets)} queries"
+rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+for row in ("Intake", "Delivery", "SLA and rules", "HTTP"):
+    assert row in rows, f"deploy/grafana/closeloop.json: no {row} row"
+print(f"deploy/grafana/closeloop.json: {len(targets)} queries in rows {', '.join(rows)}")
+PY

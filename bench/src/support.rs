@@ -436,7 +436,7 @@ impl Service {
             Err(_) => String::new(),
         };
         let phase = |name: &str| {
-            let prefix = format!("closeloop_intake_seconds_total{{phase=\"{name}\"}} ");
+            let prefix = format!("closeloop_intake_phase_seconds_total{{phase=\"{name}\"}} ");
             text.lines()
                 .find_map(|l| l.strip_prefix(prefix.as_str()))
                 .and_then(|v| v.trim().parse::<f64>().ok())

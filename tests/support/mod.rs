@@ -578,6 +578,10 @@ timeout = "5s"
 [email]
 templates_dir = "{templates}"
 
+[reports]
+# Off: the suites count emails. tests/reports.rs turns it on.
+weekly = false
+
 [links]
 {link_secret}ttl = "1d"
 

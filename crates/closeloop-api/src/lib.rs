@@ -9,7 +9,6 @@
 mod auth;
 pub mod dto;
 mod error;
-pub mod exposition;
 mod input;
 mod limits;
 mod links;
@@ -83,11 +82,6 @@ pub trait RulesControl: Send + Sync {
     fn owners(&self) -> Vec<closeloop_core::Owner>;
 }
 
-/// Prometheus text exposition of the service's counters.
-pub trait MetricsSource: Send + Sync {
-    fn render(&self) -> String;
-}
-
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -101,7 +95,8 @@ pub struct AppState {
     pub rules: Option<Arc<dyn RulesControl>>,
     /// Key of one-click email links; `None` disables them.
     pub link_secret: Option<Arc<Vec<u8>>>,
-    pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// The service's metrics (`/metrics`); HTTP requests are counted in it.
+    pub telemetry: Option<Arc<closeloop_telemetry::Telemetry>>,
     pub limits: HttpLimits,
     /// `/v1` needs a bearer token (see [`auth`]).
     pub auth_required: bool,
@@ -201,7 +196,38 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
         .with_state(state)
+}
+
+/// Count and time every request by its route pattern (never its path: a
+/// case id or a link token is not a label).
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(telemetry) = state.telemetry.clone() else {
+        return next.run(request).await;
+    };
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    telemetry.request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// Serve until `cancel` fires, then finish in-flight requests.

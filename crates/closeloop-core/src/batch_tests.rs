@@ -26,6 +26,7 @@ fn alert(owner: &str, severity: Severity, digest: Option<DigestMode>) -> Alert {
         regions: vec![],
         digest: DigestMode::Immediate,
         calendar: None,
+        weekly_report: None,
     };
     Alert {
         rule_ids: vec!["nps-detractor".into()],

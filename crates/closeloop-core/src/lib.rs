@@ -32,6 +32,7 @@ pub mod locate;
 pub mod owners;
 pub mod policy;
 pub mod redact;
+pub mod report;
 pub mod rules;
 pub mod scoring;
 pub mod severity;

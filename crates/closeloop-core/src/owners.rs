@@ -41,6 +41,10 @@ pub struct Owner {
     /// the directory's `default_calendar` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
+    /// The weekly report email: on or off; when absent, on for those with
+    /// people under them or regions (`closeloop_core::report::gets_report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_report: Option<bool>,
 }
 
 fn default_locale() -> String {

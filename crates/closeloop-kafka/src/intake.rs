@@ -70,6 +70,9 @@ pub struct IntakeStats {
     pub fetch_micros: AtomicU64,
     pub store_micros: AtomicU64,
     pub commit_micros: AtomicU64,
+    /// Messages not consumed yet per (topic, partition), from librdkafka's
+    /// statistics (every 5 s).
+    pub consumer_lag: Arc<Mutex<BTreeMap<(String, i32), i64>>>,
 }
 
 /// Run the intake until `cancel` fires. The batch in flight when it fires
@@ -93,6 +96,15 @@ pub async fn run_intake<H: BatchHandler>(
     if !settings.client.properties.contains_key("fetch.wait.max.ms") {
         config.set("fetch.wait.max.ms", "25");
     }
+    // librdkafka's statistics carry the consumer lag per partition
+    // (`closeloop_intake_consumer_lag`).
+    if !settings
+        .client
+        .properties
+        .contains_key("statistics.interval.ms")
+    {
+        config.set("statistics.interval.ms", "5000");
+    }
     let consumer: IntakeConsumer = config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
@@ -100,7 +112,10 @@ pub async fn run_intake<H: BatchHandler>(
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create_with_context(CommitTracker::default())?;
+        .create_with_context(CommitTracker {
+            lag: stats.consumer_lag.clone(),
+            ..CommitTracker::default()
+        })?;
     consumer.subscribe(&[settings.topic.as_str()])?;
     let dead_letters = DeadLetters::new(&settings.client, &settings.dead_letter_topic)?;
     info!(topic = %settings.topic, group = %settings.group_id, "intake started");
@@ -160,9 +175,24 @@ type IntakeConsumer = StreamConsumer<CommitTracker>;
 #[derive(Default)]
 struct CommitTracker {
     confirmed: Mutex<HashMap<(String, i32), i64>>,
+    /// Shared with [`IntakeStats::consumer_lag`].
+    lag: Arc<Mutex<BTreeMap<(String, i32), i64>>>,
 }
 
-impl ClientContext for CommitTracker {}
+impl ClientContext for CommitTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag.clear();
+        for (topic, detail) in statistics.topics {
+            for (partition, figures) in detail.partitions {
+                // -1: the internal UA partition, or no committed offset yet.
+                if partition >= 0 && figures.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), partition), figures.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for CommitTracker {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {

@@ -143,6 +143,17 @@ impl EmailSender {
         self.send_rendered(delivery_id, to, email).await
     }
 
+    /// Send a weekly report.
+    pub async fn send_report(
+        &self,
+        delivery_id: &str,
+        to: &str,
+        report: &closeloop_wire::WeeklyReportV1,
+    ) -> Result<String> {
+        let email = self.templates.render_report(report)?;
+        self.send_rendered(delivery_id, to, email).await
+    }
+
     /// Send a sign-in link to the web app.
     pub async fn send_sign_in(
         &self,

@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod email;
 mod error;
 pub mod links;
+mod report;
 pub mod templates;
 pub mod webhook;
 pub mod worker;

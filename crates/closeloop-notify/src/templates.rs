@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::error::{NotifyError, Result};
 
 /// The parts of one alert email.
-const PARTS: [&str; 12] = [
+const PARTS: [&str; 15] = [
     "alert.subject.txt",
     "alert.txt",
     "alert.html",
@@ -29,6 +29,9 @@ const PARTS: [&str; 12] = [
     "signin.subject.txt",
     "signin.txt",
     "signin.html",
+    "report.subject.txt",
+    "report.txt",
+    "report.html",
 ];
 /// The folder of the web app's page templates, beside the language folders.
 pub const WEB_FOLDER: &str = "web";
@@ -269,6 +272,9 @@ impl EmailTemplates {
             templates
                 .render_sign_in_language(language, &sample_sign_in())
                 .map_err(|e| template_error(dir, &e))?;
+            templates
+                .render_report_language(language, &sample_report())
+                .map_err(|e| template_error(dir, &e))?;
             for followup in sample_followups(&sample) {
                 templates
                     .render_followup_language(language, &followup)
@@ -333,6 +339,21 @@ impl EmailTemplates {
             valid_minutes: payload.valid_minutes,
         };
         self.render_parts(language, "signin", &ctx)
+    }
+
+    /// Render a weekly report.
+    pub fn render_report(&self, report: &closeloop_wire::WeeklyReportV1) -> Result<RenderedEmail> {
+        self.render_report_language(&self.language(&report.locale), report)
+            .map_err(|e| NotifyError::Permanent(format!("template rendering failed: {e}")))
+    }
+
+    fn render_report_language(
+        &self,
+        language: &str,
+        report: &closeloop_wire::WeeklyReportV1,
+    ) -> std::result::Result<RenderedEmail, minijinja::Error> {
+        let ctx = crate::report::context(report, language);
+        self.render_parts(language, "report", &ctx)
     }
 
     fn render_followup_language(
@@ -449,6 +470,39 @@ struct SignInContext<'a> {
     recipient_name: &'a str,
     url: &'a str,
     valid_minutes: u32,
+}
+
+fn sample_report() -> closeloop_wire::WeeklyReportV1 {
+    use closeloop_wire::{AttentionV1, StoreAttentionV1};
+    closeloop_wire::WeeklyReportV1 {
+        recipient_name: "Julien Faure".into(),
+        locale: "en".into(),
+        week: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default(),
+        responses: 120,
+        nps: Some(31.5),
+        nps_before: Some(40.0),
+        opened: 18,
+        resolved: 15,
+        overdue: 2,
+        ack_within_sla: Some(0.875),
+        resolve_within_sla: None,
+        stores: vec![StoreAttentionV1 {
+            store: "LYON-02".into(),
+            reasons: vec![
+                AttentionV1::Overdue { cases: 2 },
+                AttentionV1::NpsFell {
+                    from: 42.0,
+                    to: 20.5,
+                },
+                AttentionV1::RootCause {
+                    cause: "delivery_delay".into(),
+                    cases: 4,
+                },
+            ],
+            url: "https://closeloop.example.com/insights?by=store&store=LYON-02".into(),
+        }],
+        dashboard_url: "https://closeloop.example.com/insights".into(),
+    }
 }
 
 fn sample_sign_in() -> closeloop_wire::SignInV1 {
@@ -727,11 +781,24 @@ mod tests {
                 })
                 .unwrap();
             assert!(sign_in.text.contains("/signin/sample"));
+            let report = templates
+                .render_report(&closeloop_wire::WeeklyReportV1 {
+                    locale: locale.into(),
+                    ..sample_report()
+                })
+                .unwrap();
+            let nps = if language == "fr" { "31,5" } else { "31.5" };
+            assert!(
+                report.text.contains("LYON-02") && report.text.contains(nps),
+                "{}",
+                report.text
+            );
             for (kind, email) in [
                 ("alert", alert),
                 ("digest", digest),
                 ("followup", followup),
                 ("signin", sign_in),
+                ("report", report),
             ] {
                 assert!(email.html.starts_with("<!doctype html>"), "{kind}");
                 let base = dir.join(format!("{kind}-{language}"));

@@ -69,6 +69,7 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     breaker: CircuitBreaker,
+    telemetry: Option<Arc<closeloop_telemetry::Telemetry>>,
 }
 
 impl Dispatcher {
@@ -82,6 +83,7 @@ impl Dispatcher {
     ) -> Self {
         let breaker = CircuitBreaker::new(settings.breaker_failures, settings.breaker_cooldown);
         Dispatcher {
+            telemetry: None,
             store,
             email,
             webhook,
@@ -89,6 +91,23 @@ impl Dispatcher {
             clock,
             wake,
             breaker,
+        }
+    }
+
+    /// Count deliveries, their failures and times, and breaker states.
+    pub fn with_telemetry(mut self, telemetry: Arc<closeloop_telemetry::Telemetry>) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    fn breaker_state(&self, recipient: &str, open: bool) {
+        if let Some(telemetry) = &self.telemetry {
+            let endpoint = crate::breaker::endpoint_key(recipient);
+            telemetry
+                .delivery
+                .breaker_open
+                .get_or_create(&closeloop_telemetry::Endpoint { endpoint })
+                .set(i64::from(open));
         }
     }
 
@@ -250,13 +269,25 @@ impl Dispatcher {
                 return Ok(None);
             }
         }
+        let started = std::time::Instant::now();
         let outcome = self.send(&delivery).await;
+        let took = started.elapsed().as_secs_f64();
         let now = self.clock.now();
+        let reason = match &outcome {
+            Ok(_) => None,
+            Err(NotifyError::Transient { .. }) => Some("transient"),
+            Err(NotifyError::Gone(_)) => Some("gone"),
+            Err(_) => Some("permanent"),
+        };
         if is_webhook {
             match &outcome {
-                Ok(_) => self.breaker.record_success(&delivery.recipient),
+                Ok(_) => {
+                    self.breaker.record_success(&delivery.recipient);
+                    self.breaker_state(&delivery.recipient, false);
+                }
                 Err(NotifyError::Transient { .. }) => {
                     if let Some(until) = self.breaker.record_failure(&delivery.recipient, now) {
+                        self.breaker_state(&delivery.recipient, true);
                         warn!(endpoint = %crate::breaker::endpoint_key(&delivery.recipient), until = %until, "webhook endpoint paused after repeated failures");
                     }
                 }
@@ -300,6 +331,14 @@ impl Dispatcher {
                 error: error.to_string(),
             },
         };
+        if let Some(telemetry) = &self.telemetry {
+            let outcome = match &result {
+                DeliveryResult::Sent { .. } => "sent",
+                DeliveryResult::Retry { .. } => "retry",
+                DeliveryResult::Dead { .. } => "dead",
+            };
+            telemetry.delivery_attempt(&delivery.channel, outcome, reason, took);
+        }
         match &result {
             DeliveryResult::Sent { .. } => {
                 debug!(delivery = %delivery.id, case = ?delivery.case_id, channel = %delivery.channel, "delivered")
@@ -334,6 +373,11 @@ impl Dispatcher {
             OutboxMessage::Followup(followup) => {
                 self.email
                     .send_followup(&id, &delivery.recipient, &followup, self.clock.now())
+                    .await
+            }
+            OutboxMessage::WeeklyReport(report) => {
+                self.email
+                    .send_report(&id, &delivery.recipient, &report)
                     .await
             }
             OutboxMessage::SignIn(sign_in) => {

@@ -21,6 +21,7 @@ mod keys;
 mod metrics;
 mod outbox;
 mod outbox_write;
+mod reports;
 mod scores;
 mod sessions;
 mod silences;
@@ -40,7 +41,8 @@ pub use inbox::{InboxCounts, InboxFilter, InboxPage};
 pub use intake::{BatchOutcome, IntakeRecord, SourcePosition};
 pub use metrics::{CaseGrouping, LoopFilter, LoopMetricsRow, RootCauseRow};
 pub use outbox::{
-    AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, ReplaySelector,
+    AttemptView, Delivery, DeliveryResult, DeliverySummary, DisabledEndpoint, OutboxHealth,
+    ReplaySelector,
 };
 pub use scores::{ScoreFilter, ScoreGrouping, ScoreRow};
 pub use sessions::{NewSession, SignInUse, WebSession, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_WINDOW};

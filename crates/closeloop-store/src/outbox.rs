@@ -368,3 +368,33 @@ impl Store {
         Ok(())
     }
 }
+
+/// The outbox at a glance, for the service's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OutboxHealth {
+    pub pending: i64,
+    pub dead: i64,
+    /// Seconds since the oldest pending row was queued (0 when none).
+    pub oldest_pending_age_seconds: f64,
+}
+
+impl Store {
+    /// Pending and dead rows and the age of the oldest pending one, in one
+    /// statement (the partial index of pending rows keeps it cheap).
+    pub async fn outbox_health(&self, now: chrono::DateTime<chrono::Utc>) -> Result<OutboxHealth> {
+        let (pending, dead, age): (i64, i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'pending'),
+                    count(*) FILTER (WHERE status = 'dead'),
+                    extract(epoch FROM $1 - min(created_at) FILTER (WHERE status = 'pending'))::float8
+             FROM outbox WHERE status IN ('pending', 'dead')",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxHealth {
+            pending,
+            dead,
+            oldest_pending_age_seconds: age.unwrap_or(0.0).max(0.0),
+        })
+    }
+}

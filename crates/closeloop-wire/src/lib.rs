@@ -14,10 +14,12 @@ mod case;
 mod error;
 mod followup;
 mod outbox;
+mod report;
 mod sign_in;
 
 pub use case::{CaseSlaV1, CaseV1, DigestV1, WebhookBody};
 pub use error::WireError;
 pub use followup::{FollowupItem, FollowupV1, Notice};
 pub use outbox::{OutboxMessage, OUTBOX_VERSION};
+pub use report::{AttentionV1, StoreAttentionV1, WeeklyReportV1};
 pub use sign_in::SignInV1;

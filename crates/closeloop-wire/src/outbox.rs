@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::case::{DigestV1, WebhookBody};
 use crate::error::WireError;
 use crate::followup::FollowupV1;
+use crate::report::WeeklyReportV1;
 use crate::sign_in::SignInV1;
 
 /// The version this build writes. Version 1: the payload is the message
@@ -31,11 +32,14 @@ pub enum OutboxMessage {
     Followup(FollowupV1),
     /// A sign-in link to the web app.
     SignIn(SignInV1),
+    /// A regional manager's or director's weekly report.
+    WeeklyReport(WeeklyReportV1),
 }
 
 const DIGEST: &str = "digest";
 const FOLLOWUP: &str = "followup";
 const SIGN_IN: &str = "sign_in";
+const WEEKLY_REPORT: &str = "weekly_report";
 
 impl OutboxMessage {
     pub fn channel(&self) -> Channel {
@@ -54,6 +58,7 @@ impl OutboxMessage {
             OutboxMessage::Digest(_) => DIGEST,
             OutboxMessage::Followup(_) => FOLLOWUP,
             OutboxMessage::SignIn(_) => SIGN_IN,
+            OutboxMessage::WeeklyReport(_) => WEEKLY_REPORT,
         }
     }
 
@@ -66,6 +71,7 @@ impl OutboxMessage {
             OutboxMessage::Digest(digest) => serde_json::to_value(digest),
             OutboxMessage::Followup(followup) => serde_json::to_value(followup),
             OutboxMessage::SignIn(sign_in) => serde_json::to_value(sign_in),
+            OutboxMessage::WeeklyReport(report) => serde_json::to_value(report),
         };
         // Plain data with string keys: serializing cannot fail.
         value.unwrap_or_default()
@@ -87,6 +93,9 @@ impl OutboxMessage {
                 read("follow-up", payload).map(OutboxMessage::Followup)
             }
             (Some(Channel::Email), SIGN_IN) => read("sign-in", payload).map(OutboxMessage::SignIn),
+            (Some(Channel::Email), WEEKLY_REPORT) => {
+                read("weekly report", payload).map(OutboxMessage::WeeklyReport)
+            }
             (Some(Channel::Email), kind) if kind.starts_with("case.") => {
                 read("case email", payload).map(OutboxMessage::CaseEmail)
             }

@@ -52,6 +52,11 @@ pub async fn publish(config: &Path, file: &Path, topic: Option<String>) -> anyho
         sla: settings.sla.policy(),
         unnotified: Arc::default(),
         clock: Arc::new(crate::clock::SystemClock),
+        // A one-shot command: its figures are not scraped.
+        telemetry: Arc::new(closeloop_telemetry::Telemetry::new(
+            env!("CARGO_PKG_VERSION"),
+            Vec::new(),
+        )),
     };
     let outcome = crate::intake::store_file(
         &pipeline,

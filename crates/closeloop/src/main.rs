@@ -7,11 +7,13 @@ mod clock;
 mod intake;
 mod pipeline;
 mod reload;
+mod reports;
 mod rules_cmd;
 mod scheduler;
 mod serve;
 mod settings;
 mod shutdown;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

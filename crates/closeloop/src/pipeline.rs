@@ -19,6 +19,8 @@ pub struct Pipeline {
     /// Cases opened that no channel reaches (`closeloop_alerts_unnotified_total`).
     pub unnotified: Arc<std::sync::atomic::AtomicU64>,
     pub clock: Arc<dyn closeloop_core::clock::Clock>,
+    /// Batch durations, events stored, the last event's time.
+    pub telemetry: Arc<closeloop_telemetry::Telemetry>,
 }
 
 impl Pipeline {
@@ -34,6 +36,7 @@ impl Pipeline {
         &self,
         events: Vec<(FeedbackEvent, Option<SourcePosition>)>,
     ) -> Result<BatchOutcome, StoreError> {
+        let started = std::time::Instant::now();
         let policy = self.policy.current();
         let now = self.clock.now();
         // Silences are few; compile the active ones for this batch.
@@ -85,6 +88,16 @@ impl Pipeline {
             })
             .collect();
         let outcome = self.store.persist_batch(&records, now).await?;
+        let intake = &self.telemetry.intake;
+        intake
+            .batch_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if outcome.accepted > 0 {
+            intake.events_stored.inc_by(outcome.accepted as u64);
+            intake
+                .last_event_timestamp_seconds
+                .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
+        }
         tracing::info!(
             events = records.len(),
             accepted = outcome.accepted,

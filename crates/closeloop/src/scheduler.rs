@@ -29,12 +29,19 @@ pub struct SlaScheduler {
     pub poll_interval: Duration,
     pub wake_dispatcher: Arc<Notify>,
     pub clock: Arc<dyn closeloop_core::clock::Clock>,
+    pub telemetry: Arc<closeloop_telemetry::Telemetry>,
 }
 
 impl SlaScheduler {
     pub async fn run(&self, cancel: CancellationToken) {
         loop {
-            match self.tick(self.clock.now()).await {
+            let result = self.tick(self.clock.now()).await;
+            if let Ok(outcome) = &result {
+                let sla = &self.telemetry.sla;
+                sla.reminders.inc_by(outcome.reminders as u64);
+                sla.escalations.inc_by(outcome.escalations as u64);
+            }
+            match result {
                 Ok(outcome) if outcome.emails > 0 => {
                     info!(
                         cases = outcome.cases,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use closeloop_api::exposition::{Exposition, Kind};
 use closeloop_api::{AppState, EventIntake};
 use closeloop_kafka::{ClientSettings, IntakeSettings, IntakeStats, Publisher};
 use closeloop_notify::{
@@ -149,97 +148,6 @@ impl closeloop_api::RulesControl for RulesApi {
     }
 }
 
-struct Metrics {
-    policy: Arc<ActivePolicy>,
-    intake: Arc<IntakeStats>,
-    unnotified: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl closeloop_api::MetricsSource for Metrics {
-    fn render(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let rules = self.policy.status();
-        let counters = [
-            (
-                "closeloop_intake_messages_total",
-                "Messages read from the intake topic.",
-                self.intake.messages.load(Relaxed),
-            ),
-            (
-                "closeloop_intake_events_accepted_total",
-                "Valid events stored.",
-                self.intake.accepted.load(Relaxed),
-            ),
-            (
-                "closeloop_intake_dead_lettered_total",
-                "Invalid events sent to the dead-letter topic.",
-                self.intake.dead_lettered.load(Relaxed),
-            ),
-            (
-                "closeloop_intake_batches_total",
-                "Batches stored and committed.",
-                self.intake.batches.load(Relaxed),
-            ),
-            (
-                "closeloop_intake_store_failures_total",
-                "Failed attempts to store a batch (retried).",
-                self.intake.handler_failures.load(Relaxed),
-            ),
-            (
-                "closeloop_rules_reloads_total",
-                "Successful rules reloads.",
-                rules.reloads,
-            ),
-            (
-                "closeloop_alerts_unnotified_total",
-                "Cases opened that no channel reaches (nobody notified).",
-                self.unnotified.load(Relaxed),
-            ),
-            (
-                "closeloop_rules_reload_failures_total",
-                "Refused rules reloads (the last good rules stay active).",
-                rules.reload_failures,
-            ),
-        ];
-        let mut out = Exposition::new();
-        for (name, help, value) in counters {
-            out.single(name, help, Kind::Counter, value);
-        }
-        let phases = "closeloop_intake_seconds_total";
-        out.family(
-            phases,
-            "Time of the intake loop per phase: fetch (waiting for and gathering messages), store (parse, decide, persist), commit (offsets).",
-            Kind::Counter,
-        );
-        for (phase, micros) in [
-            ("fetch", &self.intake.fetch_micros),
-            ("store", &self.intake.store_micros),
-            ("commit", &self.intake.commit_micros),
-        ] {
-            out.sample(
-                phases,
-                &[("phase", phase)],
-                micros.load(Relaxed) as f64 / 1e6,
-            );
-        }
-        let version = rules.version.to_string();
-        let count = rules.rules.to_string();
-        out.family("closeloop_rules_info", "The active rules set.", Kind::Gauge)
-            .sample(
-                "closeloop_rules_info",
-                &[("version", &version), ("rules", &count)],
-                1,
-            );
-        out.single(
-            "closeloop_rules_last_reload_failed",
-            "Whether the last reload was refused.",
-            Kind::Gauge,
-            u8::from(rules.last_error.is_some()),
-        );
-        out.finish()
-    }
-}
-
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     init_tracing(&settings);
@@ -333,6 +241,16 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         address_policy,
     )?;
     let wake = Arc::new(Notify::new());
+    let stats = Arc::new(IntakeStats::default());
+    let unnotified = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let telemetry = Arc::new(closeloop_telemetry::Telemetry::new(
+        env!("CARGO_PKG_VERSION"),
+        vec![Box::new(crate::telemetry::ServiceCounters {
+            policy: policy.clone(),
+            intake: stats.clone(),
+            unnotified: unnotified.clone(),
+        })],
+    ));
     let dispatcher = Dispatcher::new(
         store.clone(),
         email,
@@ -353,9 +271,9 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         },
         clock.clone(),
         wake.clone(),
-    );
+    )
+    .with_telemetry(telemetry.clone());
 
-    let stats = Arc::new(IntakeStats::default());
     let listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
         .with_context(|| format!("http.listen: could not bind {}", settings.http.listen))?;
@@ -367,8 +285,8 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         Stage::new("dispatcher and scheduler"),
         Stage::new("http server"),
     );
-    let unnotified = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pipeline = Arc::new(Pipeline {
+        telemetry: telemetry.clone(),
         store: store.clone(),
         policy: policy.clone(),
         wake_dispatcher: wake.clone(),
@@ -404,11 +322,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         clock: clock.clone(),
         rules: Some(Arc::new(RulesApi(policy.clone()))),
         link_secret: link_key.map(Arc::new),
-        metrics: Some(Arc::new(Metrics {
-            policy: policy.clone(),
-            intake: stats.clone(),
-            unnotified,
-        })),
+        telemetry: Some(telemetry.clone()),
         auth_required: settings.auth.required,
         metrics_token: settings.http.metrics_token.clone(),
         watcher_domains: Arc::new(settings.cases.watcher_domains.clone()),
@@ -440,6 +354,7 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         max_event_bytes: settings.kafka.max_event_bytes,
     };
     let scheduler = crate::scheduler::SlaScheduler {
+        telemetry: telemetry.clone(),
         store: store.clone(),
         policy: policy.clone(),
         sla: settings.sla.policy(),
@@ -464,6 +379,17 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     {
         let cancel = workers.token();
         workers.spawn(async move { scheduler.run(cancel).await });
+    }
+    if settings.reports.weekly {
+        let reports = crate::reports::ReportScheduler {
+            store: store.clone(),
+            policy: policy.clone(),
+            public_url: settings.http.public_url.clone(),
+            wake_dispatcher: wake.clone(),
+            clock: clock.clone(),
+        };
+        let cancel = workers.token();
+        workers.spawn(async move { reports.run(cancel).await });
     }
     {
         let (cancel, failed) = (http.token(), failed.clone());

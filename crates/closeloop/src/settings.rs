@@ -28,6 +28,9 @@ pub struct Settings {
     /// The manager's web app (inbox, case page, sign-in by email link).
     #[serde(default)]
     pub web: WebSettings,
+    /// The weekly report email to regional managers and directors.
+    #[serde(default)]
+    pub reports: ReportSettings,
     /// One-click action links in emails; absent: no links.
     #[serde(default)]
     pub links: Option<LinksSettings>,
@@ -297,6 +300,24 @@ pub struct LinksSettings {
 pub struct EmailSettings {
     /// One folder per language with alert.subject.txt, alert.txt, alert.html.
     pub templates_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Send it (each owner may still turn theirs off: `weekly_report`).
+    #[serde(default = "default_true")]
+    pub weekly: bool,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings { weekly: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,5 @@
 use closeloop_store::{CaseGrouping, ScoreGrouping};
 
-use crate::exposition::{Exposition, Kind};
-
 use super::prelude::*;
 
 #[derive(Debug, Deserialize)]
@@ -52,12 +50,16 @@ pub(crate) async fn loop_metrics(
     )
 }
 
+/// `GET /metrics`: the service's metrics for Prometheus (OpenMetrics
+/// text). The outbox gauges are read from the database at each scrape (the
+/// same on every instance); a scrape while it is down keeps the last ones.
+/// Loop and score figures per owner are not here: they are the dashboard's
+/// and `/v1/metrics/*`, so no figure doubles when instances are summed.
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    // Per-owner figures are not for everyone: with `http.metrics_token`,
-    // the scraper presents it as a bearer token.
+    // With `http.metrics_token`, the scraper presents it as a bearer token.
     if let Some(expected) = &state.metrics_token {
         let presented = auth::bearer_token(&headers).unwrap_or_default();
         // Hashes compared: no timing tells how much of the token was right.
@@ -69,113 +71,28 @@ pub(crate) async fn metrics(
             .into_response();
         }
     }
-    let mut body = state
-        .metrics
-        .as_ref()
-        .map(|m| m.render())
-        .unwrap_or_default();
-    // The loop figures of the last 30 days, per owner. A scrape while the
-    // database is down still gets the service's own counters.
-    let now = state.clock.now();
-    match state
-        .store
-        .loop_metrics(
-            CaseGrouping::Owner,
-            now - chrono::Duration::days(30),
-            now,
-            now,
-        )
-        .await
-    {
-        Ok(rows) => body.push_str(&loop_exposition(&rows)),
-        Err(error) => tracing::warn!(%error, "loop metrics unavailable for /metrics"),
+    let Some(telemetry) = &state.telemetry else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled").into_response();
+    };
+    match state.store.outbox_health(state.clock.now()).await {
+        Ok(health) => {
+            let outbox = &telemetry.outbox;
+            outbox.pending.set(health.pending);
+            outbox.dead.set(health.dead);
+            outbox
+                .oldest_pending_age_seconds
+                .set(health.oldest_pending_age_seconds);
+        }
+        Err(error) => tracing::warn!(%error, "outbox figures unavailable for /metrics"),
     }
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            closeloop_telemetry::CONTENT_TYPE,
         )],
-        body,
+        telemetry.render(),
     )
         .into_response()
-}
-
-/// Prometheus text exposition of loop figures, one series per owner.
-pub(crate) fn loop_exposition(rows: &[closeloop_store::LoopMetricsRow]) -> String {
-    type Figure = fn(&closeloop_store::LoopMetricsRow) -> Option<f64>;
-    let figures: [(&str, &str, Figure); 12] = [
-        (
-            "closeloop_loop_cases_opened",
-            "Cases opened in the last 30 days.",
-            |r| Some(r.opened as f64),
-        ),
-        (
-            "closeloop_loop_cases_acknowledged",
-            "Of those, acknowledged.",
-            |r| Some(r.acknowledged as f64),
-        ),
-        (
-            "closeloop_loop_cases_contacted",
-            "Of those, with the customer contacted.",
-            |r| Some(r.contacted as f64),
-        ),
-        (
-            "closeloop_loop_cases_resolved",
-            "Of those, resolved.",
-            |r| Some(r.resolved as f64),
-        ),
-        (
-            "closeloop_loop_cases_overdue",
-            "Of those, flagged for a missed SLA deadline.",
-            |r| Some(r.overdue as f64),
-        ),
-        (
-            "closeloop_loop_ack_seconds_p50",
-            "Median time to acknowledge.",
-            |r| r.p50_ack_seconds,
-        ),
-        (
-            "closeloop_loop_contact_seconds_p50",
-            "Median time to first contact.",
-            |r| r.p50_contact_seconds,
-        ),
-        (
-            "closeloop_loop_resolve_seconds_p50",
-            "Median time to resolve.",
-            |r| r.p50_resolve_seconds,
-        ),
-        (
-            "closeloop_loop_ack_within_sla_ratio",
-            "Share acknowledged within SLA.",
-            |r| r.ack_within_sla,
-        ),
-        (
-            "closeloop_loop_contact_within_sla_ratio",
-            "Share contacted within SLA.",
-            |r| r.contact_within_sla,
-        ),
-        (
-            "closeloop_loop_resolve_within_sla_ratio",
-            "Share resolved within SLA.",
-            |r| r.resolve_within_sla,
-        ),
-        (
-            "closeloop_loop_recovery_ratio",
-            "Share of resolved cases whose customer came back a promoter.",
-            |r| r.recovery_rate,
-        ),
-    ];
-    let mut out = Exposition::new();
-    for (name, help, figure) in figures {
-        out.family(name, help, Kind::Gauge);
-        for row in rows {
-            if let Some(value) = figure(row) {
-                let owner = row.group.as_deref().unwrap_or("");
-                out.sample(name, &[("owner", owner)], value);
-            }
-        }
-    }
-    out.finish()
 }
 
 /// A score dimension by name, or the refusal naming `field` and the words.
