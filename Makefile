@@ -60,10 +60,11 @@ bench: stack-kafka
 	cargo build --release --bin closeloop --bin closeloop-bench
 	. .run/stack.env && target/release/closeloop-bench $(BENCH_ARGS)
 
-## bench-web: the manager's inbox with 5,000 open cases (its own section of BENCHMARKS.md)
+## bench-web: the manager's inbox with 5,000 open cases, and the dashboard over
+## a million answers (their own section of BENCHMARKS.md)
 bench-web: stack
 	cargo build --release --bin closeloop --bin closeloop-bench
-	. .run/stack.env && target/release/closeloop-bench --only inbox $(BENCH_ARGS)
+	. .run/stack.env && target/release/closeloop-bench --only inbox,dashboard $(BENCH_ARGS)
 
 ## bench-rules: compiled rules vs the cel interpreter (figures in BENCHMARKS.md)
 bench-rules:

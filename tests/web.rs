@@ -355,7 +355,10 @@ async fn pages_show_no_customer_data_without_a_session_or_a_valid_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_signs_in_and_closes_the_loop_in_chromium() {
     let env = TestEnv::new(single_node()).await;
-    let _service = env.start_service().await;
+    // The inbox asks for its list every second (20 s by default).
+    let _service = env
+        .start_service_with(&[("CLOSELOOP__WEB__INBOX_REFRESH", "1s")])
+        .await;
     let http = reqwest::Client::new();
     for (id, customer, store, comment) in [
         (
@@ -505,6 +508,36 @@ async fn a_manager_signs_in_and_closes_the_loop_in_chromium() {
             .is_err(),
         "a new case offers no resolution"
     );
+
+    // Several cases at once: the rest of LYON-02's new cases.
+    let third = case_of(&env, "web-2").await;
+    browser.goto(&env.api("/inbox")).await;
+    browser
+        .click(&format!("input[name=case][value='{third}']"))
+        .await;
+    browser.click_to_page("form.bulk button[type=submit]").await;
+    let bulk = browser.text().await;
+    assert!(bulk.contains("Pris en charge : 1."), "{bulk}");
+    let status: String = sqlx::query_scalar("SELECT status FROM cases WHERE id = $1")
+        .bind(third)
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "acknowledged");
+
+    // A new case appears in the open inbox, without a reload.
+    browser.goto(&env.api("/inbox")).await;
+    let (status, _) = post_json(
+        &http,
+        env.api("/v1/events"),
+        &answer("web-4", "Zoé Lambert", "LYON-02", "Colis abîmé."),
+    )
+    .await;
+    assert_eq!(status, 202);
+    eventually("the new case in the open inbox", SHORT, || async {
+        browser.text().await.contains("Zoé Lambert").then_some(())
+    })
+    .await;
 
     // English from the switch, on the phone.
     browser.goto(&env.api("/inbox?lang=en")).await;

@@ -14,6 +14,7 @@
 //! asserts a time: it measures and reports. It drops its databases and
 //! topics when done.
 
+mod dashboard;
 mod inbox;
 mod support;
 
@@ -770,7 +771,10 @@ async fn main() -> anyhow::Result<()> {
     drop(private_broker);
     let report = result?;
     // The web app's figures have a section of their own (`make bench-web`).
-    let (marker, command) = if only == ["inbox"] {
+    let (marker, command) = if only
+        .iter()
+        .all(|o| ["inbox", "dashboard"].contains(&o.as_str()))
+    {
         ("make bench-web", "make bench-web")
     } else {
         ("make bench", "make bench")
@@ -839,7 +843,7 @@ async fn run(
         );
         let _ = write!(
             report,
-            "Where one instance's intake loop spends its time (its `closeloop_intake_seconds_total` counters; the loop \
+            "Where one instance's intake loop spends its time (its `closeloop_intake_phase_seconds_total` counters; the loop \
              is sequential: gather a batch, store it in one transaction, commit its offsets):\n\n\
              | phase | share of the loop, median | min | max |\n|---|---|---|---|\n{}{}{}\n",
             row("fetch: waiting for and gathering messages (%)", spread(&e2e.phases[0]), "", 0),
@@ -938,6 +942,27 @@ async fn run(
             50,
             row("median of a run, ms (target < 50)", spread(&inbox.median_ms), "", 1),
             row("p90 of a run, ms", spread(&inbox.p90_ms), "", 1),
+        );
+    }
+    if wants("dashboard") {
+        let d = dashboard::bench_dashboard(ctx).await?;
+        let _ = write!(
+            report,
+            "### 6. The dashboard over a million answers\n\n\
+             {} answers stored (`closeloop generate`, {} days, through `closeloop publish` in single-node mode: {:.0} s, \
+             {} cases), then `closeloop serve` (release) with an ops session; time of each page from a client on \
+             loopback, 3 warm-up requests then {} timed: loop health for 90 days by region (`/insights`), and the \
+             scores by region × touchpoint for 90 days (`/insights/scores?by=region&then=touchpoint`).\n\n\
+             | figure | median | min | max |\n|---|---|---|---|\n{}{}{}{}\n",
+            d.events,
+            80,
+            d.load_seconds,
+            d.cases,
+            20,
+            row("loop health, median ms (target < 300)", spread(&d.loop_ms), "", 1),
+            row("loop health, p90 ms", spread(&d.loop_p90_ms), "", 1),
+            row("scores region × touchpoint, median ms (target < 300)", spread(&d.scores_ms), "", 1),
+            row("scores region × touchpoint, p90 ms", spread(&d.scores_p90_ms), "", 1),
         );
     }
     if wants("rules") {

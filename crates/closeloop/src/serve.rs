@@ -306,13 +306,14 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let pages = closeloop_api::web::Pages::load(&settings.web.templates_dir)
         .map_err(|e| anyhow::anyhow!("web.templates_dir: {e}"))?;
     info!(languages = ?pages.languages(), "web pages loaded");
-    let web = closeloop_api::web::WebApp::new(
+    let mut web = closeloop_api::web::WebApp::new(
         pages,
         &settings.http.public_url,
         chrono::Duration::from_std(settings.web.session_ttl).unwrap_or(chrono::Duration::days(14)),
         chrono::Duration::from_std(settings.web.sign_in_ttl)
             .unwrap_or(chrono::Duration::minutes(15)),
     );
+    web.inbox_refresh = settings.web.inbox_refresh;
     let state = AppState {
         web: Some(Arc::new(web)),
         store: store.clone(),

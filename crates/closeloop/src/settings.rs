@@ -332,6 +332,9 @@ pub struct WebSettings {
     /// How long a sign-in link sent by email works (once).
     #[serde(default = "default_sign_in_ttl", with = "humantime_serde")]
     pub sign_in_ttl: Duration,
+    /// How often an open inbox asks for its list again (new cases appear).
+    #[serde(default = "default_inbox_refresh", with = "humantime_serde")]
+    pub inbox_refresh: Duration,
 }
 
 impl Default for WebSettings {
@@ -340,6 +343,7 @@ impl Default for WebSettings {
             templates_dir: default_web_templates(),
             session_ttl: default_session_ttl(),
             sign_in_ttl: default_sign_in_ttl(),
+            inbox_refresh: default_inbox_refresh(),
         }
     }
 }
@@ -350,6 +354,10 @@ fn default_web_templates() -> PathBuf {
 
 fn default_session_ttl() -> Duration {
     Duration::from_secs(14 * 24 * 3600)
+}
+
+fn default_inbox_refresh() -> Duration {
+    Duration::from_secs(20)
 }
 
 fn default_sign_in_ttl() -> Duration {

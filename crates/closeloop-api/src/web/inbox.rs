@@ -136,6 +136,8 @@ struct InboxContext<'a> {
     flash: Option<String>,
     errors: Vec<String>,
     query: String,
+    /// How often the page's script asks for the list again, ms.
+    refresh_ms: u64,
 }
 
 fn facet(
@@ -310,6 +312,7 @@ fn inbox_page(
             .map(|n| catalog.fill("acked_some", &[("n", &n.to_string())])),
         errors,
         query: filters_query,
+        refresh_ms: u64::try_from(web.inbox_refresh.as_millis()).unwrap_or(20_000),
     };
     render(web, StatusCode::OK, "inbox.html", &context)
 }

@@ -94,6 +94,9 @@ struct Choice {
 struct InsightsContext<'a> {
     #[serde(flatten)]
     layout: Layout<'a>,
+    /// The dates of the period, for the custom range's fields (YYYY-MM-DD).
+    from: String,
+    to: String,
     /// Ops and admins: the operations tab shows.
     operator: bool,
     heading: String,
@@ -357,6 +360,10 @@ fn insights_page(
     .collect();
     let path = format!("/insights?{}{scope_query}", period.query());
     let context = InsightsContext {
+        from: period.from.format("%Y-%m-%d").to_string(),
+        to: (period.to - chrono::Duration::seconds(1))
+            .format("%Y-%m-%d")
+            .to_string(),
         operator: matches!(
             live.role,
             closeloop_core::access::Role::Ops | closeloop_core::access::Role::Admin
@@ -384,7 +391,7 @@ fn insights_page(
             .collect(),
         columns: COLUMNS.iter().map(|c| catalog.text(c)).collect(),
         rows,
-        periods: ["today", "7d", "30d", "90d"]
+        periods: ["today", "7d", "30d", "90d", "custom"]
             .into_iter()
             .map(|p| Choice {
                 value: p.into(),

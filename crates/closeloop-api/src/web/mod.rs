@@ -59,6 +59,8 @@ pub struct WebApp {
     pub public_url: String,
     pub session_ttl: chrono::Duration,
     pub sign_in_ttl: chrono::Duration,
+    /// How often an open inbox asks for its list again.
+    pub inbox_refresh: std::time::Duration,
 }
 
 impl WebApp {
@@ -74,6 +76,7 @@ impl WebApp {
             public_url: public_url.trim_end_matches('/').to_owned(),
             session_ttl,
             sign_in_ttl,
+            inbox_refresh: std::time::Duration::from_secs(20),
         }
     }
 }

@@ -80,7 +80,7 @@ pub(crate) fn contexts(
                     "filters": {"any": true, "q": "late", "overdue": true,
                                 "facets": [{"name": "severity", "label": "Severity", "options": [option]}]},
                     "counts": {"all": "12 open", "overdue": "3 overdue"},
-                    "list": list(), "flash": "Done", "errors": ["No"], "query": "?q=late"
+                    "list": list(), "flash": "Done", "errors": ["No"], "query": "?q=late", "refresh_ms": 20000
                 }),
             ),
         ),
@@ -90,6 +90,7 @@ pub(crate) fn contexts(
                 base.clone(),
                 json!({
                     "heading": "Loop health", "group_label": "Region", "operator": true,
+                    "from": "2026-11-01", "to": "2026-11-30",
                     "tiles": [{"label": "opened", "value": "12", "tone": "bad"}],
                     "causes": [{"label": "Stock", "value": "3", "tone": ""}],
                     "columns": ["Opened"],
@@ -107,7 +108,7 @@ pub(crate) fn contexts(
             with(
                 base.clone(),
                 json!({
-                    "operator": true,
+                    "operator": true, "from": "2026-11-01", "to": "2026-11-30",
                     "dimensions": [{"value": "region", "label": "Region", "selected": true}],
                     "seconds": [{"value": "touchpoint", "label": "Touchpoint", "selected": false}],
                     "periods": [{"value": "30d", "label": "30 days", "selected": true}],

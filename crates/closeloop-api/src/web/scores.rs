@@ -146,6 +146,9 @@ struct Row {
 struct ScoresContext<'a> {
     #[serde(flatten)]
     layout: Layout<'a>,
+    /// The dates of the period, for the custom range's fields (YYYY-MM-DD).
+    from: String,
+    to: String,
     /// Ops and admins: the operations tab shows.
     operator: bool,
     dimensions: Vec<Choice>,
@@ -245,6 +248,10 @@ fn scores_page(
     query_text.push_str(&format!("&{}", period.query()));
     let path = format!("/insights/scores?{query_text}");
     let context = ScoresContext {
+        from: period.from.format("%Y-%m-%d").to_string(),
+        to: (period.to - chrono::Duration::seconds(1))
+            .format("%Y-%m-%d")
+            .to_string(),
         operator: matches!(
             live.role,
             closeloop_core::access::Role::Ops | closeloop_core::access::Role::Admin
@@ -259,7 +266,7 @@ fn scores_page(
         ),
         dimensions: choices(catalog, Some(table.first)),
         seconds: choices(catalog, table.second),
-        periods: ["today", "7d", "30d", "90d"]
+        periods: ["today", "7d", "30d", "90d", "custom"]
             .into_iter()
             .map(|p| Choice {
                 value: p.into(),
