@@ -1,27 +1,23 @@
 //! `GET /cases/{id}`: the case page, for a signed-in person whose scope
 //! covers the case, or with the signed link of an email for that case
-//! alone; `POST /cases/{id}/do/{step}`: its forms.
+//! alone. Its forms (`POST /cases/{id}/do/{step}`) are `case_forms.rs`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use closeloop_core::links::{check_link_form_token, link_form_token, verify_view};
+use closeloop_core::links::{link_form_token, verify_view};
 use closeloop_core::sla::Stage;
 use closeloop_core::steps::Step;
-use closeloop_core::{Command, ContactOutcome};
+use closeloop_core::ContactOutcome;
 use closeloop_store::{CaseDetail, StoreError, WebSession};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::forms::FormFields;
 use super::pages::{Catalog, Kind};
 use super::session;
 use super::signin::remember_language;
-use super::view::{
-    layout, refusal_text, score_chips, timeline, Clock, Layout, Line, Reader, ScoreChip,
-};
+use super::view::{layout, score_chips, timeline, Clock, Layout, Line, Reader, ScoreChip};
 use super::{message, render, Link, Web, WebApp};
 use crate::{ApiError, AppState};
 
@@ -35,14 +31,14 @@ pub(crate) struct CaseQuery {
 }
 
 /// Who opens the page and how they act on it.
-enum Access {
+pub(super) enum Access {
     Session(WebSession),
     /// A signed case link: this case only; the owner acts.
     Link(String),
 }
 
 impl Access {
-    fn session(&self) -> Option<&WebSession> {
+    pub(super) fn session(&self) -> Option<&WebSession> {
         match self {
             Access::Session(live) => Some(live),
             Access::Link(_) => None,
@@ -50,7 +46,7 @@ impl Access {
     }
 }
 
-fn not_found(web: &WebApp, lang: &str) -> Response {
+pub(super) fn not_found(web: &WebApp, lang: &str) -> Response {
     let catalog = web.pages.catalog(lang);
     message(
         web,
@@ -67,7 +63,7 @@ fn not_found(web: &WebApp, lang: &str) -> Response {
 
 /// Who may see case `id`: a session covering it, or a signed link for it.
 /// `Err` is the page to answer (no customer data in it).
-async fn access(
+pub(super) async fn access(
     state: &AppState,
     web: &WebApp,
     jar: &CookieJar,
@@ -288,7 +284,7 @@ fn case_block(reader: &Reader<'_>, detail: &CaseDetail, owner_name: &str) -> Cas
 
 /// Render the page of a case for `access`, with a confirmation or an error.
 #[allow(clippy::too_many_arguments)]
-async fn case_page(
+pub(super) async fn case_page(
     state: &AppState,
     web: &WebApp,
     lang: &str,
@@ -470,169 +466,4 @@ pub(crate) async fn page(
 fn done_label(catalog: &Catalog, step: &str) -> Option<String> {
     let known = Step::parse(step).is_some() || matches!(step, "reassign" | "watch");
     known.then(|| catalog.label(Kind::Action, step))
-}
-
-/// The command of a posted step form, or the missing field.
-fn command_of(step: &str, form: &FormFields) -> Result<Command, &'static str> {
-    let note = || form.get("note").map(str::to_owned);
-    Ok(match Step::parse(step) {
-        Some(Step::Acknowledge) => Command::Acknowledge { note: note() },
-        Some(Step::Contact) => Command::RecordContact {
-            outcome: match form.get("outcome") {
-                Some("voicemail") => ContactOutcome::Voicemail,
-                Some("no_answer") => ContactOutcome::NoAnswer,
-                Some("reached") => ContactOutcome::Reached,
-                _ => return Err("outcome"),
-            },
-            note: note(),
-        },
-        Some(Step::Wait) => Command::WaitOnCustomer { note: note() },
-        Some(Step::Resume) => Command::Resume { note: note() },
-        Some(Step::Resolve) => Command::Resolve {
-            root_cause: form.get("root_cause").ok_or("root_cause")?.to_owned(),
-            note: note(),
-        },
-        Some(Step::Reopen) => Command::Reopen {
-            reason: form.get("reason").ok_or("reason")?.to_owned(),
-        },
-        Some(Step::Close) => Command::Close { note: note() },
-        Some(Step::Note) => Command::AddNote {
-            note: note().ok_or("note")?,
-        },
-        None => return Err("step"),
-    })
-}
-
-/// `POST /cases/{id}/do/{step}`: one step, then the page again (303, so a
-/// reload does not post twice); a refusal shows the page with the reason.
-pub(crate) async fn act(
-    State(state): State<AppState>,
-    Web(web): Web,
-    Path((id, step)): Path<(String, String)>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let web = &*web;
-    let Ok(id) = Uuid::parse_str(&id) else {
-        let lang = session::language(&state, None, &jar, None, None, &headers);
-        return not_found(web, &lang);
-    };
-    let form = FormFields::parse(&body);
-    let (access, detail, lang) =
-        match access(&state, web, &jar, &headers, id, form.get("link")).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
-    let catalog = web.pages.catalog(&lang);
-    let csrf_ok = match (&access, form.get("csrf")) {
-        (Access::Session(live), Some(given)) => session::same_secret(&live.csrf_token, given),
-        (Access::Link(link), Some(given)) => state
-            .link_secret
-            .as_ref()
-            .is_some_and(|s| check_link_form_token(s, link, given)),
-        _ => false,
-    };
-    if !csrf_ok {
-        return message(
-            web,
-            &lang,
-            StatusCode::FORBIDDEN,
-            catalog.text("link_refused_title"),
-            catalog.text("csrf_refused"),
-            None,
-        );
-    }
-    let actor = match &access {
-        Access::Session(live) => live.name.clone(),
-        Access::Link(_) => format!("{} (email link)", detail.case.owner_id),
-    };
-    let now = state.clock.now();
-    let result = match step.as_str() {
-        "reassign" => reassign(&state, &access, id, &form, &actor).await,
-        "watch" => watch(&state, id, &form, &actor, &lang).await,
-        _ => match command_of(&step, &form) {
-            Ok(command) => state
-                .store
-                .apply_command(id, &command, &actor, now, &state.root_causes)
-                .await
-                .map(|_| ())
-                .map_err(|e| refusal_text(catalog, &e)),
-            Err(field) => Err(catalog.fill("missing_text", &[("field", field)])),
-        },
-    };
-    match result {
-        Ok(()) => {
-            tracing::info!(case = %id, step = %step, "case step from the web app");
-            let link = match &access {
-                Access::Link(link) => format!("&link={link}"),
-                Access::Session(..) => String::new(),
-            };
-            Redirect::to(&format!("/cases/{id}?done={step}{link}")).into_response()
-        }
-        Err(reason) => {
-            // The page as it is now, with the reason.
-            let detail = state.store.case_detail(id).await.unwrap_or(detail);
-            let error = Some(catalog.fill("refused", &[("reason", &reason)]));
-            case_page(
-                &state,
-                web,
-                &lang,
-                &access,
-                &detail,
-                StatusCode::CONFLICT,
-                None,
-                error,
-            )
-            .await
-        }
-    }
-}
-
-async fn reassign(
-    state: &AppState,
-    access: &Access,
-    id: Uuid,
-    form: &FormFields,
-    actor: &str,
-) -> Result<(), String> {
-    // Giving a case away takes a session: a forwarded email cannot.
-    if access.session().is_none() {
-        return Err("sign in to reassign a case".into());
-    }
-    let owner_id = form.get("owner").ok_or("owner")?;
-    let reason = form.get("reason").ok_or("reason")?;
-    let owner = state
-        .rules
-        .as_ref()
-        .and_then(|r| r.owner(owner_id))
-        .ok_or_else(|| format!("unknown owner \"{owner_id}\""))?;
-    state
-        .store
-        .reassign(id, &owner, reason, actor, state.clock.now())
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-async fn watch(
-    state: &AppState,
-    id: Uuid,
-    form: &FormFields,
-    actor: &str,
-    lang: &str,
-) -> Result<(), String> {
-    let watcher = crate::routes::cases::watcher_of(
-        state,
-        form.get("name").unwrap_or_default(),
-        form.get("email").unwrap_or_default(),
-        Some(lang),
-    )
-    .map_err(|e| e.to_string())?;
-    state
-        .store
-        .subscribe_watcher(id, &watcher, actor, state.clock.now())
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }

@@ -20,6 +20,7 @@
 
 mod assets;
 mod case;
+mod case_forms;
 mod charts;
 pub(crate) mod format;
 mod forms;
@@ -105,7 +106,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/insights/scores", get(scores::page))
         .route("/insights/scores.csv", get(scores::csv))
         .route("/cases/{id}", get(case::page))
-        .route("/cases/{id}/do/{step}", post(case::act))
+        .route("/cases/{id}/do/{step}", post(case_forms::act))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
         .route("/static/icon.svg", get(assets::icon))
