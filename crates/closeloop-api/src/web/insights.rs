@@ -176,13 +176,13 @@ async fn figures(
         owner: blank_none(&query.owner),
     };
     let now = state.clock.now();
-    let total = state.store.loop_figures(None, &filter, now).await?;
-    let rows = state
-        .store
-        .loop_figures(Some(grouping), &filter, now)
-        .await?;
-    let causes = state.store.root_causes_of(None, &filter).await?;
-    let counts = state.store.inbox_counts(caller.scope()).await?;
+    // Four statements, each on its own connection of the pool at once.
+    let (total, rows, causes, counts) = tokio::try_join!(
+        state.store.loop_figures(None, &filter, now),
+        state.store.loop_figures(Some(grouping), &filter, now),
+        state.store.root_causes_of(None, &filter),
+        state.store.inbox_counts(caller.scope()),
+    )?;
     Ok(Figures {
         grouping,
         filter,

@@ -108,18 +108,22 @@ async fn table(
         region: blank(&query.base.region),
         store: blank(&query.base.store),
     };
-    let rows = state.store.score_table(first, second, &filter).await?;
-    let previous = if first.is_time() || second.is_some() {
-        Vec::new()
-    } else {
-        let before = period.previous();
-        let filter = ScoreFilter {
-            from: before.from,
-            to: before.to,
-            ..filter
-        };
-        state.store.score_table(first, None, &filter).await?
+    let before = period.previous();
+    let earlier = ScoreFilter {
+        from: before.from,
+        to: before.to,
+        ..filter.clone()
     };
+    // The period before, by the first dimension alone, read at the same time.
+    let compare = !first.is_time() && second.is_none();
+    let (rows, previous) =
+        tokio::try_join!(state.store.score_table(first, second, &filter), async {
+            if compare {
+                state.store.score_table(first, None, &earlier).await
+            } else {
+                Ok(Vec::new())
+            }
+        },)?;
     Ok(Table {
         first,
         second,
