@@ -235,6 +235,21 @@ async fn ops_read_loop_health_and_scores_that_match_the_answers() {
     let weeks = browser.text().await;
     assert!(weeks.contains("NPS dans le temps"), "{weeks}");
     browser.screenshot("scores-trend-fr-desktop").await;
+    // By day over 7 days: the 7 days before are drawn beside, dashed.
+    browser
+        .goto(&env.api("/insights/scores?by=day&period=7d"))
+        .await;
+    for line in ["svg.trend polyline.now", "svg.trend polyline.before"] {
+        assert!(
+            browser
+                .client
+                .find(fantoccini::Locator::Css(line))
+                .await
+                .is_ok(),
+            "{line} on the daily trend"
+        );
+    }
+    browser.screenshot("scores-days-fr-desktop").await;
 
     // Operations: a webhook refused for good is dead; ops send it again.
     let settled = || async {

@@ -117,6 +117,7 @@ pub(crate) fn contexts(
                     "rows": [{"group": "FR-ARA", "subgroup": "delivery", "cells": ["-12.5"]}],
                     "bars": [{"label": "FR-ARA", "value": "-12.5", "x": 43.8, "width": 6.2, "tone": "bad"}],
                     "trend": {"points": "0,40 100,0", "first": "W1", "last": "W2"},
+                    "trend_before": {"points": "0,20 100,10", "first": "W0", "last": "W1"},
                     "csv": "/insights/scores.csv?by=region", "region": "", "store": ""
                 }),
             ),

@@ -114,8 +114,9 @@ async fn table(
         to: before.to,
         ..filter.clone()
     };
-    // The period before, by the first dimension alone, read at the same time.
-    let compare = !first.is_time() && second.is_none();
+    // The period before, by the first dimension alone (a trend's earlier
+    // line, or each group's earlier figure), read at the same time.
+    let compare = second.is_none();
     let (rows, previous) =
         tokio::try_join!(state.store.score_table(first, second, &filter), async {
             if compare {
@@ -130,6 +131,16 @@ async fn table(
         rows,
         previous,
     })
+}
+
+/// A group's figures over the period before: the same group (a store, a
+/// region). Periods (days, weeks) have none: the earlier ones are other
+/// days, drawn as the trend's second line.
+fn earlier_of<'t>(table: &'t Table, row: &ScoreRow) -> Option<&'t ScoreRow> {
+    if table.first.is_time() {
+        return None;
+    }
+    table.previous.iter().find(|p| p.group == row.group)
 }
 
 #[derive(Serialize)]
@@ -164,6 +175,8 @@ struct ScoresContext<'a> {
     rows: Vec<Row>,
     bars: Vec<Bar>,
     trend: Option<Trend>,
+    /// The same over the period before (a dashed line).
+    trend_before: Option<Trend>,
     csv: String,
     region: String,
     store: String,
@@ -218,7 +231,7 @@ fn scores_page(
     table: &Table,
 ) -> Response {
     let catalog = web.pages.catalog(lang);
-    let before = |row: &ScoreRow| table.previous.iter().find(|p| p.group == row.group);
+    let before = |row: &ScoreRow| earlier_of(table, row);
     let rows = table
         .rows
         .iter()
@@ -239,6 +252,13 @@ fn scores_page(
     } else {
         (bars(&nps, -100.0, 100.0), None)
     };
+    // The period before, as a second line under the trend.
+    let earlier: Vec<(String, f64)> = table
+        .previous
+        .iter()
+        .filter_map(|r| Some((group_label(catalog, &r.group), r.nps?)))
+        .collect();
+    let line_before = line.as_ref().and_then(|_| trend(&earlier, -100.0, 100.0));
     let mut query_text = format!("by={}", table.first.as_str());
     if let Some(second) = table.second {
         query_text.push_str(&format!("&then={}", second.as_str()));
@@ -286,6 +306,7 @@ fn scores_page(
         rows,
         bars: chart,
         trend: line,
+        trend_before: line_before,
         csv: format!("/insights/scores.csv?{query_text}"),
         region: query.base.region.clone().unwrap_or_default(),
         store: query.base.store.clone().unwrap_or_default(),
@@ -326,7 +347,7 @@ pub(crate) async fn csv(
         if table.second.is_some() {
             record.push(row.subgroup.clone().unwrap_or_default());
         }
-        let before = table.previous.iter().find(|p| p.group == row.group);
+        let before = earlier_of(&table, row);
         record.extend(cells(row, before));
         let _ = out.write_record(&record);
     }
