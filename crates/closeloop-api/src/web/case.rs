@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::pages::{Catalog, Kind};
 use super::session;
-use super::signin::remember_language;
 use super::view::{layout, score_chips, timeline, Clock, Layout, Line, Reader, ScoreChip};
 use super::{message, render, Link, Web, WebApp};
 use crate::{ApiError, AppState};
@@ -441,7 +440,7 @@ pub(crate) async fn page(
         Some(asked) => web.pages.language(asked),
         None => lang,
     };
-    let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
+    let jar = session::remember_language(&state, jar, query.lang.as_deref(), &lang);
     let catalog = web.pages.catalog(&lang);
     let flash = query
         .done

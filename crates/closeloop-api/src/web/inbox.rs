@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::forms::FormFields;
 use super::pages::{Catalog, Kind};
-use super::session;
-use super::signin::remember_language;
+use super::session::{self, SignedIn};
 use super::view::{card, layout, refusal_text, Card, Layout, Reader};
 use super::{render, Web, WebApp};
 use crate::{AppState, Caller};
@@ -31,7 +30,6 @@ pub(crate) struct InboxQuery {
     overdue: Option<String>,
     q: Option<String>,
     offset: Option<i64>,
-    lang: Option<String>,
     /// Set after a bulk step: how many were acknowledged.
     acked: Option<usize>,
 }
@@ -222,23 +220,10 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<InboxQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let lang = session::language(
-        &state,
-        query.lang.as_deref(),
-        &jar,
-        Some(&live),
-        None,
-        &headers,
-    );
-    let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
+    let SignedIn { live, lang, jar } = signed;
     let caller = session::caller(&state, &live);
     let filter = query.filter(&caller);
     let page = match state.store.inbox(&filter).await {
@@ -360,17 +345,12 @@ pub(crate) async fn list(
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     Web(web): Web,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
     body: Bytes,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
+    let SignedIn { live, lang, .. } = signed;
     let form = FormFields::parse(&body);
-    let lang = session::language(&state, None, &jar, Some(&live), None, &headers);
     let catalog = web.pages.catalog(&lang);
     if !form
         .get("csrf")

@@ -4,17 +4,15 @@
 //! Ops and admins see every case; a manager their team's.
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use closeloop_store::{CaseGrouping, LoopFilter, LoopMetricsRow, WebSession};
 use serde::{Deserialize, Serialize};
 
 use super::format::duration;
 use super::pages::{Catalog, Kind};
 use super::period::Period;
-use super::session;
-use super::signin::remember_language;
+use super::session::{self, SignedIn};
 use super::view::{layout, Layout};
 use super::{render, Web, WebApp};
 use crate::{ApiError, AppState};
@@ -29,7 +27,6 @@ pub(crate) struct InsightsQuery {
     pub owner: Option<String>,
     /// The table's rows: owner, store or region.
     pub by: Option<String>,
-    pub lang: Option<String>,
 }
 
 fn blank_none(value: &Option<String>) -> Option<String> {
@@ -272,23 +269,10 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<InsightsQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let lang = session::language(
-        &state,
-        query.lang.as_deref(),
-        &jar,
-        Some(&live),
-        None,
-        &headers,
-    );
-    let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
+    let SignedIn { live, lang, jar } = signed;
     let period = period_of(&state, &live, &query);
     let figures = match figures(&state, &live, &query, &period).await {
         Ok(figures) => figures,
@@ -419,22 +403,10 @@ pub(crate) async fn csv(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<InsightsQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let lang = session::language(
-        &state,
-        query.lang.as_deref(),
-        &jar,
-        Some(&live),
-        None,
-        &headers,
-    );
+    let SignedIn { live, lang, .. } = signed;
     let catalog = web.pages.catalog(&lang);
     let period = period_of(&state, &live, &query);
     let figures = match figures(&state, &live, &query, &period).await {

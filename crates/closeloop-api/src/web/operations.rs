@@ -6,17 +6,15 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::CookieJar;
 use closeloop_core::access::Role;
 use closeloop_store::{ReplaySelector, WebSession};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::forms::FormFields;
-use super::session;
-use super::signin::remember_language;
+use super::session::{self, SignedIn};
 use super::view::{layout, Layout, Reader};
 use super::{message, render, Web, WebApp};
 use crate::routes::deliveries::endpoint_id;
@@ -24,7 +22,6 @@ use crate::{AppState, Caller};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct OperationsQuery {
-    lang: Option<String>,
     /// What was just done, or refused.
     done: Option<String>,
     error: Option<String>,
@@ -99,23 +96,10 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<OperationsQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let lang = session::language(
-        &state,
-        query.lang.as_deref(),
-        &jar,
-        Some(&live),
-        None,
-        &headers,
-    );
-    let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
+    let SignedIn { live, lang, jar } = signed;
     if let Err(refused) = operator(web, &lang, &live) {
         return refused;
     }
@@ -248,16 +232,11 @@ pub(crate) async fn act(
     State(state): State<AppState>,
     Web(web): Web,
     Path(action): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
     body: Bytes,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let lang = session::language(&state, None, &jar, Some(&live), None, &headers);
+    let SignedIn { live, lang, .. } = signed;
     if let Err(refused) = operator(web, &lang, &live) {
         return refused;
     }

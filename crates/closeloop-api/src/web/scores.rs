@@ -5,9 +5,8 @@
 //! the store's `score_table`, as `GET /v1/metrics/scores` answers them.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use closeloop_store::{ScoreFilter, ScoreGrouping, ScoreRow, WebSession};
 use serde::Serialize;
 
@@ -15,8 +14,7 @@ use super::charts::{bars, trend, Bar, Trend};
 use super::insights::{csv_response, period_of, InsightsQuery};
 use super::pages::Catalog;
 use super::period::Period;
-use super::session;
-use super::signin::remember_language;
+use super::session::{self, SignedIn};
 use super::view::{layout, Layout};
 use super::{render, Web, WebApp};
 use crate::{ApiError, AppState};
@@ -201,17 +199,10 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<ScoresQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let asked = query.base.lang.as_deref();
-    let lang = session::language(&state, asked, &jar, Some(&live), None, &headers);
-    let jar = remember_language(&state, jar, asked, &lang);
+    let SignedIn { live, lang, jar } = signed;
     let period = period_of(&state, &live, &query.base);
     let table = match table(&state, &live, &query, &period).await {
         Ok(table) => table,
@@ -319,16 +310,10 @@ pub(crate) async fn csv(
     State(state): State<AppState>,
     Web(web): Web,
     Query(query): Query<ScoresQuery>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    signed: SignedIn,
 ) -> Response {
     let web = &*web;
-    let live = match session::required(&state, &jar).await {
-        Ok(live) => live,
-        Err(response) => return response,
-    };
-    let asked = query.base.lang.as_deref();
-    let lang = session::language(&state, asked, &jar, Some(&live), None, &headers);
+    let SignedIn { live, lang, .. } = signed;
     let catalog = web.pages.catalog(&lang);
     let period = period_of(&state, &live, &query.base);
     let table = match table(&state, &live, &query, &period).await {

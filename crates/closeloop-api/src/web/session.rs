@@ -160,6 +160,61 @@ pub(crate) async fn required(state: &AppState, jar: &CookieJar) -> Result<WebSes
     }
 }
 
+/// Keep the language a person switched to.
+pub(crate) fn remember_language(
+    state: &AppState,
+    jar: CookieJar,
+    asked: Option<&str>,
+    lang: &str,
+) -> CookieJar {
+    match asked {
+        Some(_) => jar.add(cookie(
+            state,
+            LANG_COOKIE,
+            lang.to_owned(),
+            chrono::Duration::days(365),
+        )),
+        None => jar,
+    }
+}
+
+/// The person of a page that needs a session, in the page's language:
+/// the session (else the way to the sign-in page), the language (the
+/// URL's `lang`, else the switch's cookie, else the session's), and the
+/// cookies to answer with (the switch remembered when `lang` was asked).
+pub(crate) struct SignedIn {
+    pub live: WebSession,
+    pub lang: String,
+    pub jar: CookieJar,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let live = required(state, &jar).await?;
+        let asked = parts.uri.query().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "lang")
+                .map(|(_, value)| value.into_owned())
+        });
+        let lang = language(
+            state,
+            asked.as_deref(),
+            &jar,
+            Some(&live),
+            None,
+            &parts.headers,
+        );
+        let jar = remember_language(state, jar, asked.as_deref(), &lang);
+        Ok(SignedIn { live, lang, jar })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,26 +68,8 @@ pub(crate) async fn form(
 ) -> Response {
     let web = &*web;
     let lang = session::language(&state, query.lang.as_deref(), &jar, None, None, &headers);
-    let jar = remember_language(&state, jar, query.lang.as_deref(), &lang);
+    let jar = session::remember_language(&state, jar, query.lang.as_deref(), &lang);
     form_page(&state, web, jar, &lang, StatusCode::OK, String::new(), None)
-}
-
-/// Keep the language a person switched to.
-pub(crate) fn remember_language(
-    state: &AppState,
-    jar: CookieJar,
-    asked: Option<&str>,
-    lang: &str,
-) -> CookieJar {
-    match asked {
-        Some(_) => jar.add(session::cookie(
-            state,
-            session::LANG_COOKIE,
-            lang.to_owned(),
-            chrono::Duration::days(365),
-        )),
-        None => jar,
-    }
 }
 
 fn refused_form(web: &WebApp, lang: &str) -> Response {
