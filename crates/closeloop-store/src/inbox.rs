@@ -72,9 +72,21 @@ struct CountRow {
 }
 
 impl Store {
-    /// One page of the inbox of `filter`'s scope, overdue cases first, then
-    /// by the next deadline (cases without SLA last), then oldest first.
+    /// One page of the inbox of `filter`'s scope, with the scope's counts.
     pub async fn inbox(&self, filter: &InboxFilter) -> Result<InboxPage> {
+        let (cases, total) = self.inbox_list(filter).await?;
+        let counts = self.inbox_counts(filter.scope.as_ref()).await?;
+        Ok(InboxPage {
+            cases,
+            total,
+            counts,
+        })
+    }
+
+    /// The cases of one page of the inbox, overdue first, then by the next
+    /// deadline (cases without SLA last), then oldest first; and how many
+    /// match the filter on every page (-1 past the last page).
+    pub async fn inbox_list(&self, filter: &InboxFilter) -> Result<(Vec<CaseView>, i64)> {
         let (owners, stores, regions) = scope_sets(filter.scope.as_ref());
         let active = Status::active_names();
         let sql = format!(
@@ -121,12 +133,7 @@ impl Store {
             .into_iter()
             .map(|r| r.case.into_view(self))
             .collect::<Result<Vec<_>>>()?;
-        let counts = self.inbox_counts(filter.scope.as_ref()).await?;
-        Ok(InboxPage {
-            cases,
-            total,
-            counts,
-        })
+        Ok((cases, total))
     }
 
     /// Active cases of a scope per status, severity, store and touchpoint,

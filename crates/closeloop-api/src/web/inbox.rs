@@ -166,13 +166,12 @@ fn list_of(
     catalog: &Catalog,
     lang: &str,
     query: &InboxQuery,
-    page: &InboxPage,
+    (cases, total): (&[closeloop_store::CaseView], i64),
     filtered: bool,
 ) -> List {
     let now = state.clock.now();
     let always = closeloop_core::sla::Calendar::always_open();
-    let cards = page
-        .cases
+    let cards = cases
         .iter()
         .map(|case| {
             let calendar = state
@@ -193,17 +192,17 @@ fn list_of(
     let joiner = if base.is_empty() { "?" } else { "&" };
     let at = |offset: i64| format!("/inbox{base}{joiner}offset={offset}");
     let shown = i64::try_from(cards.len()).unwrap_or(0);
-    let nav = (page.total > PAGE_SIZE || offset > 0).then(|| PageNav {
+    let nav = (total > PAGE_SIZE || offset > 0).then(|| PageNav {
         label: catalog.fill(
             "page_of",
             &[
                 ("from", &(offset + 1).to_string()),
                 ("to", &(offset + shown).to_string()),
-                ("total", &page.total.max(0).to_string()),
+                ("total", &total.max(0).to_string()),
             ],
         ),
         prev: (offset > 0).then(|| at((offset - PAGE_SIZE).max(0))),
-        next: (offset + shown < page.total).then(|| at(offset + PAGE_SIZE)),
+        next: (offset + shown < total).then(|| at(offset + PAGE_SIZE)),
     });
     List {
         empty: catalog.text(if filtered {
@@ -290,7 +289,7 @@ fn inbox_page(
             all: catalog.fill("count_all", &[("n", &counts.all.to_string())]),
             overdue: catalog.fill("count_overdue", &[("n", &counts.overdue.to_string())]),
         },
-        list: list_of(state, catalog, lang, query, page, any),
+        list: list_of(state, catalog, lang, query, (&page.cases, page.total), any),
         filters,
         flash: query
             .acked
@@ -327,15 +326,16 @@ pub(crate) async fn list(
     };
     let lang = session::language(state, None, jar, Some(&live), None, headers);
     let caller = session::caller(state, &live);
-    let page = match state.store.inbox(&query.filter(&caller)).await {
-        Ok(page) => page,
+    // The list alone: the counts stay as the page showed them.
+    let (cases, total) = match state.store.inbox_list(&query.filter(&caller)).await {
+        Ok(list) => list,
         Err(error) => return crate::ApiError::from(error).into_response(),
     };
     let catalog = web.pages.catalog(&lang);
     let any = !query.filters_query().is_empty();
     let context = ListContext {
         t: &catalog.text,
-        list: list_of(state, catalog, &lang, query, &page, any),
+        list: list_of(state, catalog, &lang, query, (&cases, total), any),
     };
     render(web, StatusCode::OK, "inbox_list.html", &context)
 }
