@@ -16,7 +16,8 @@
 //! - [`batch`]: the intake's plan for a batch (new cases, attachments,
 //!   silences, recovery and reopening, fatigue cap).
 //! - [`access`]: roles, a manager's scope, token hashing.
-//! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation.
+//! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation;
+//!   [`durations`]: the business time each stage of a case took.
 
 pub mod access;
 pub mod batch;
@@ -24,6 +25,7 @@ pub mod case;
 pub mod channel;
 pub mod clock;
 pub mod coalesce;
+pub mod durations;
 pub mod error;
 pub mod event;
 pub mod json;

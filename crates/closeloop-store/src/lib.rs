@@ -26,6 +26,7 @@ mod scores;
 mod sessions;
 mod silences;
 mod sla;
+mod times;
 mod tokens;
 mod transition;
 mod views;
@@ -48,6 +49,7 @@ pub use scores::{ScoreFilter, ScoreGrouping, ScoreRow};
 pub use sessions::{NewSession, SignInUse, WebSession, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_WINDOW};
 pub use silences::SilenceView;
 pub use sla::{Recipient, SlaCaseRow, SlaPlan, SlaTickOutcome, WatcherView};
+pub use times::CalendarSource;
 pub use tokens::TokenView;
 pub use views::{CaseSla, CaseView};
 
@@ -87,6 +89,8 @@ impl StoreOptions {
 pub struct Store {
     pool: PgPool,
     options: StoreOptions,
+    /// Owners' business hours, for the times each case takes (`times.rs`).
+    calendars: Option<CalendarSource>,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,7 +110,11 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(connect);
-        Ok(Store { pool, options })
+        Ok(Store {
+            pool,
+            options,
+            calendars: None,
+        })
     }
 
     /// Create the database named in `url` if it does not exist yet, so a

@@ -49,7 +49,8 @@ pub struct LoopMetricsRow {
     pub acknowledged: i64,
     pub contacted: i64,
     pub resolved: i64,
-    /// Median seconds from opening to acknowledgement.
+    /// Median business seconds (the owner's calendar, less the time waiting
+    /// on the customer) from opening to acknowledgement.
     pub p50_ack_seconds: Option<f64>,
     pub p90_ack_seconds: Option<f64>,
     pub p50_contact_seconds: Option<f64>,
@@ -145,12 +146,12 @@ impl Store {
                     count(acknowledged_at) AS acknowledged,
                     count(first_contact_at) AS contacted,
                     count(resolved_at) AS resolved,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)::float8) AS p50_ack_seconds,
-                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)::float8) AS p90_ack_seconds,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_contact_at - created_at)::float8) AS p50_contact_seconds,
-                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_contact_at - created_at)::float8) AS p90_contact_seconds,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8) AS p50_resolve_seconds,
-                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8) AS p90_resolve_seconds,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_business_seconds::float8) AS p50_ack_seconds,
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY ack_business_seconds::float8) AS p90_ack_seconds,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY contact_business_seconds::float8) AS p50_contact_seconds,
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY contact_business_seconds::float8) AS p90_contact_seconds,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY resolve_business_seconds::float8) AS p50_resolve_seconds,
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY resolve_business_seconds::float8) AS p90_resolve_seconds,
                     {ack} AS ack_within_sla,
                     {contact} AS contact_within_sla,
                     {resolve} AS resolve_within_sla,

@@ -47,7 +47,9 @@ impl Store {
             email: row.owner_email.clone(),
             webhook_url: row.owner_webhook_url.clone(),
         };
+        let times_before = row.times_before();
         let mut view = row.into_view(self)?;
+        let before = view.state();
         let next = &applied.transition.state;
         let resolved_by = match next.status {
             Status::Resolved => Some(applied.actor.to_owned()),
@@ -74,6 +76,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         history::append(tx, &[(view.id, &applied.transition.entry)]).await?;
+        self.record_transition_times(tx, &times_before, &before, next, now)
+            .await?;
         view.status = next.status;
         view.version = next.version;
         view.updated_at = now;

@@ -1,7 +1,8 @@
 //! The case as this crate reads it from its row: the view the API, the
 //! webhooks and the emails show, and the state the core's transitions act on.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use closeloop_core::durations::{CaseClocks, StageTimes};
 use closeloop_core::event::event_from_value;
 use closeloop_core::sla::Deadlines;
 use closeloop_core::{CaseEventType, CaseState, FeedbackEvent, Severity, Status};
@@ -89,11 +90,37 @@ pub(crate) struct CaseRow {
     overdue_since: Option<DateTime<Utc>>,
     paused_at: Option<DateTime<Utc>>,
     recovered_at: Option<DateTime<Utc>>,
+    /// What the business times of a transition start from.
+    #[sqlx(flatten)]
+    pub(crate) times: TimesRow,
+}
+
+/// A case's times before a transition, read from its row.
+pub(crate) struct TimesBefore {
+    pub(crate) id: Uuid,
+    pub(crate) owner_id: String,
+    pub(crate) clocks: CaseClocks,
+    pub(crate) recorded: Option<StageTimes>,
+}
+
+/// The business times a case records (`closeloop_core::durations`) and the
+/// instant its clocks last restarted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct TimesRow {
+    clocks_restart_at: Option<DateTime<Utc>>,
+    waited_seconds: i64,
+    ack_business_seconds: Option<i64>,
+    contact_business_seconds: Option<i64>,
+    resolve_business_seconds: Option<i64>,
+    /// False for a case stored before times were recorded, until computed.
+    times_recorded: bool,
 }
 
 pub(crate) const CASE_COLUMNS: &str = "id, version, status, severity, owner_id, owner_name, owner_locale, owner_email, owner_webhook_url, route, rule_ids,
     channels, event_id, created_at, updated_at, acknowledged_at, first_contact_at, resolved_at, closed_at,
-    resolved_by, root_cause, contact_attempts, event, deadlines, escalation_level, overdue_since, paused_at, recovered_at";
+    resolved_by, root_cause, contact_attempts, event, deadlines, escalation_level, overdue_since, paused_at, recovered_at,
+    clocks_restart_at, waited_seconds, ack_business_seconds, contact_business_seconds, resolve_business_seconds,
+    times_recorded";
 
 impl CaseRow {
     pub(crate) fn into_view(self, store: &Store) -> Result<CaseView> {
@@ -135,6 +162,40 @@ impl CaseRow {
             resolved_by: self.resolved_by,
             root_cause: self.root_cause,
             contact_attempts: self.contact_attempts,
+        })
+    }
+}
+
+impl CaseRow {
+    /// What the business times of its next transition start from.
+    pub(crate) fn times_before(&self) -> TimesBefore {
+        TimesBefore {
+            id: self.id,
+            owner_id: self.owner_id.clone(),
+            clocks: self.clocks(),
+            recorded: self.times.recorded(),
+        }
+    }
+
+    /// The instants the business times count from.
+    pub(crate) fn clocks(&self) -> CaseClocks {
+        CaseClocks {
+            opened_at: self.created_at,
+            restarted_at: self.times.clocks_restart_at,
+            paused_at: self.paused_at,
+        }
+    }
+}
+
+impl TimesRow {
+    /// The recorded times; `None` for a case whose times were never computed.
+    pub(crate) fn recorded(&self) -> Option<StageTimes> {
+        let seconds = |s: Option<i64>| s.map(Duration::seconds);
+        self.times_recorded.then(|| StageTimes {
+            waited: Duration::seconds(self.waited_seconds),
+            acknowledge: seconds(self.ack_business_seconds),
+            first_contact: seconds(self.contact_business_seconds),
+            resolve: seconds(self.resolve_business_seconds),
         })
     }
 }

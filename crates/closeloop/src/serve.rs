@@ -159,7 +159,11 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let loaded = policy.status();
     info!(rules = loaded.rules, owners = loaded.owners, version = %loaded.version, "rules loaded");
 
-    let store = store(&settings)?;
+    let calendars: closeloop_store::CalendarSource = {
+        let policy = policy.clone();
+        Arc::new(move |owner_id: &str| policy.current().owners().calendar_for(owner_id).clone())
+    };
+    let store = store(&settings)?.with_calendars(calendars);
     prepare_database(&settings, &store).await?;
 
     let kafka_mode = settings.intake.mode == IntakeMode::Kafka;
@@ -381,6 +385,10 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
         let cancel = workers.token();
         workers.spawn(async move { scheduler.run(cancel).await });
     }
+    {
+        let (store, cancel) = (store.clone(), workers.token());
+        workers.spawn(async move { record_missing_times(&store, cancel).await });
+    }
     if settings.reports.weekly {
         let reports = crate::reports::ReportScheduler {
             store: store.clone(),
@@ -415,6 +423,28 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
     stop_in_order(&order, settings.shutdown.grace).await?;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// The business times of cases stored before they were recorded, computed
+/// once in the background, a few hundred cases a transaction.
+async fn record_missing_times(store: &Store, cancel: CancellationToken) {
+    let mut done = 0;
+    while !cancel.is_cancelled() {
+        match store.record_missing_times(500).await {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(error) => {
+                warn!(%error, "recording the business times of older cases failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = cancel.cancelled() => break,
+                }
+            }
+        }
+    }
+    if done > 0 {
+        info!(cases = done, "business times of older cases recorded");
+    }
 }
 
 async fn shutdown_signal() {
