@@ -147,6 +147,26 @@ impl Store {
     }
 }
 
+/// Insert a batch's answers; the new ones are added to the score roll-up in
+/// the same statement.
+static INSERT_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH stored AS (
+           INSERT INTO feedback_events (event_id, occurred_at, received_at, alerted, nps, csat, ces,
+                                      store_id, region, touchpoint, source_topic, source_partition, source_offset,
+                                      country, segment, product_line, channel, source)
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::int2[], $6::int2[],
+                              $7::int2[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int8[],
+                              $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id, occurred_at, nps, csat, ces, store_id, region, country, segment,
+                   product_line, touchpoint, channel, source),
+         rolled AS ({})
+         SELECT event_id FROM stored",
+        crate::score_days::roll_up()
+    )
+});
+
 /// Insert the events, returning the ids stored for the first time.
 async fn insert_events(
     tx: &mut sqlx::PgConnection,
@@ -160,36 +180,37 @@ async fn insert_events(
         unique.iter().map(|r| f(&r.event).map(i16::from)).collect()
     };
     let position = unique.iter().map(|r| r.position.as_ref());
-    Ok(sqlx::query_scalar(
-        "INSERT INTO feedback_events (event_id, occurred_at, received_at, alerted, nps, csat, ces,
-                                      store_id, region, touchpoint, source_topic, source_partition, source_offset,
-                                      country, segment, product_line, channel, source)
-         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::int2[], $6::int2[],
-                              $7::int2[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int8[],
-                              $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
-         ON CONFLICT (event_id) DO NOTHING
-         RETURNING event_id",
-    )
-    .bind(column(|r| Some(r.event.event_id.clone())))
-    .bind(unique.iter().map(|r| r.event.occurred_at.with_timezone(&Utc)).collect::<Vec<_>>())
-    .bind(vec![now; unique.len()])
-    .bind(unique.iter().map(|r| r.alert.is_some()).collect::<Vec<_>>())
-    .bind(score(|e| e.scores.nps.map(|s| s.value())))
-    .bind(score(|e| e.scores.csat.map(|s| s.value())))
-    .bind(score(|e| e.scores.ces.map(|s| s.value())))
-    .bind(column(|r| r.event.location.store_id.clone()))
-    .bind(column(|r| r.event.location.region.clone()))
-    .bind(column(|r| Some(r.event.journey.touchpoint.clone())))
-    .bind(column(|r| r.position.as_ref().map(|p| p.topic.clone())))
-    .bind(position.clone().map(|p| p.map(|p| p.partition)).collect::<Vec<_>>())
-    .bind(position.map(|p| p.map(|p| p.offset)).collect::<Vec<_>>())
-    .bind(column(|r| r.event.location.country.clone()))
-    .bind(column(|r| r.event.customer.segment.clone()))
-    .bind(column(|r| r.event.product_line.clone()))
-    .bind(column(|r| r.event.journey.channel.clone()))
-    .bind(column(|r| Some(r.event.source.clone())))
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect())
+    Ok(sqlx::query_scalar(INSERT_EVENTS.as_str())
+        .bind(column(|r| Some(r.event.event_id.clone())))
+        .bind(
+            unique
+                .iter()
+                .map(|r| r.event.occurred_at.with_timezone(&Utc))
+                .collect::<Vec<_>>(),
+        )
+        .bind(vec![now; unique.len()])
+        .bind(unique.iter().map(|r| r.alert.is_some()).collect::<Vec<_>>())
+        .bind(score(|e| e.scores.nps.map(|s| s.value())))
+        .bind(score(|e| e.scores.csat.map(|s| s.value())))
+        .bind(score(|e| e.scores.ces.map(|s| s.value())))
+        .bind(column(|r| r.event.location.store_id.clone()))
+        .bind(column(|r| r.event.location.region.clone()))
+        .bind(column(|r| Some(r.event.journey.touchpoint.clone())))
+        .bind(column(|r| r.position.as_ref().map(|p| p.topic.clone())))
+        .bind(
+            position
+                .clone()
+                .map(|p| p.map(|p| p.partition))
+                .collect::<Vec<_>>(),
+        )
+        .bind(position.map(|p| p.map(|p| p.offset)).collect::<Vec<_>>())
+        .bind(column(|r| r.event.location.country.clone()))
+        .bind(column(|r| r.event.customer.segment.clone()))
+        .bind(column(|r| r.event.product_line.clone()))
+        .bind(column(|r| r.event.journey.channel.clone()))
+        .bind(column(|r| Some(r.event.source.clone())))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect())
 }

@@ -43,16 +43,23 @@ impl Store {
         let mut snapshot = Snapshot::default();
         let mut rows = HashMap::new();
         if options.coalesces() {
-            let rows: Vec<(String, Uuid, String, String)> = sqlx::query_as(
-                "SELECT DISTINCT ON (case_key) case_key, id, severity, status FROM cases
-                 WHERE case_key = ANY($1) AND created_at >= $2 AND status = ANY($3)
-                 ORDER BY case_key, created_at DESC",
-            )
-            .bind(keys)
-            .bind(now - options.coalesce_window)
-            .bind(Status::active_names())
-            .fetch_all(&mut *tx)
-            .await?;
+            // One probe per key of the partial index on active cases' keys
+            // (the statuses as literals, so that it applies): a plan that
+            // cannot drift to scanning every recent case when the table's
+            // statistics lag behind its growth.
+            let sql = format!(
+                "SELECT k.key, c.id, c.severity, c.status FROM (SELECT DISTINCT unnest($1::text[]) AS key) AS k
+                 CROSS JOIN LATERAL (
+                     SELECT id, severity, status FROM cases
+                     WHERE case_key = k.key AND created_at >= $2 AND status IN {}
+                     ORDER BY created_at DESC LIMIT 1) AS c",
+                crate::status_list(&Status::active_names())
+            );
+            let rows: Vec<(String, Uuid, String, String)> = sqlx::query_as(&sql)
+                .bind(keys)
+                .bind(now - options.coalesce_window)
+                .fetch_all(&mut *tx)
+                .await?;
             for (key, id, severity, status) in rows {
                 let corrupt =
                     |what: &str| StoreError::Corrupt(format!("case {id}: unknown {what}"));
@@ -67,18 +74,21 @@ impl Store {
             }
         }
         if options.recovers() {
-            let ids: Vec<(String, Uuid)> = sqlx::query_as(
-                "SELECT DISTINCT ON (c.case_key) c.case_key, c.id FROM cases c
-                 WHERE c.case_key = ANY($1) AND c.status = ANY($3) AND c.resolved_at >= $2
-                   AND NOT EXISTS (SELECT 1 FROM cases a WHERE a.case_key = c.case_key AND a.status = ANY($4))
-                 ORDER BY c.case_key, c.resolved_at DESC",
-            )
-            .bind(keys)
-            .bind(now - options.recovery_window)
-            .bind(Status::done_names())
-            .bind(Status::active_names())
-            .fetch_all(&mut *tx)
-            .await?;
+            let sql = format!(
+                "SELECT k.key, c.id FROM (SELECT DISTINCT unnest($1::text[]) AS key) AS k
+                 CROSS JOIN LATERAL (
+                     SELECT id FROM cases
+                     WHERE case_key = k.key AND status IN {done} AND resolved_at >= $2
+                     ORDER BY resolved_at DESC LIMIT 1) AS c
+                 WHERE NOT EXISTS (SELECT 1 FROM cases a WHERE a.case_key = k.key AND a.status IN {active})",
+                done = crate::status_list(&Status::done_names()),
+                active = crate::status_list(&Status::active_names()),
+            );
+            let ids: Vec<(String, Uuid)> = sqlx::query_as(&sql)
+                .bind(keys)
+                .bind(now - options.recovery_window)
+                .fetch_all(&mut *tx)
+                .await?;
             let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1) FOR UPDATE");
             let locked: Vec<CaseRow> = sqlx::query_as(&sql)
                 .bind(ids.iter().map(|(_, id)| *id).collect::<Vec<_>>())

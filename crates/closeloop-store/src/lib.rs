@@ -22,6 +22,7 @@ mod metrics;
 mod outbox;
 mod outbox_write;
 mod reports;
+mod score_days;
 mod scores;
 mod sessions;
 mod silences;
@@ -149,4 +150,11 @@ impl Store {
             self.options.public_url.trim_end_matches('/')
         )
     }
+}
+
+/// Stored status names as an SQL list, `('open', 'acknowledged')`: names
+/// of a closed enum, not input.
+pub(crate) fn status_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    format!("({})", quoted.join(", "))
 }

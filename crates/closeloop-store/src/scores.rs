@@ -8,6 +8,7 @@ use closeloop_core::access::Scope;
 use closeloop_core::scoring::{CesClass, CsatClass, NpsClass};
 use serde::Serialize;
 
+use crate::score_days::{value_columns, value_counts, Split};
 use crate::{Result, Store};
 
 /// A dimension score figures group by; the store knows its expression.
@@ -68,6 +69,32 @@ impl ScoreGrouping {
             self,
             ScoreGrouping::Day | ScoreGrouping::Week | ScoreGrouping::Month
         )
+    }
+
+    /// The roll-up's dimension for a grouping that is neither a place nor
+    /// a period.
+    fn dimension(self) -> Option<&'static str> {
+        match self {
+            ScoreGrouping::Segment => Some("segment"),
+            ScoreGrouping::ProductLine => Some("product_line"),
+            ScoreGrouping::Touchpoint => Some("touchpoint"),
+            ScoreGrouping::Channel => Some("channel"),
+            ScoreGrouping::Source => Some("source"),
+            _ => None,
+        }
+    }
+
+    /// The grouping's expression over a roll-up row.
+    fn rolled_expression(self) -> &'static str {
+        match self {
+            ScoreGrouping::Store => "store_id",
+            ScoreGrouping::Region => "region",
+            ScoreGrouping::Country => "country",
+            ScoreGrouping::Day => "day",
+            ScoreGrouping::Week => "date_trunc('week', day::timestamp)::date",
+            ScoreGrouping::Month => "date_trunc('month', day::timestamp)::date",
+            _ => "value",
+        }
     }
 
     fn expression(self) -> &'static str {
@@ -136,8 +163,19 @@ pub struct ScoreRow {
     pub ces: Option<f64>,
 }
 
-fn bounds(values: std::ops::RangeInclusive<u8>) -> String {
-    format!("BETWEEN {} AND {}", values.start(), values.end())
+/// The roll-up's slice holding the groupings: `""` when they are places
+/// and periods only, the dimension's name when one of them is another
+/// dimension; `None` when two are (the roll-up keeps no pairs).
+fn roll_up_slice(first: ScoreGrouping, second: Option<ScoreGrouping>) -> Option<&'static str> {
+    let others: Vec<&'static str> = std::iter::once(first)
+        .chain(second)
+        .filter_map(ScoreGrouping::dimension)
+        .collect();
+    match others.as_slice() {
+        [] => Some(""),
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 impl Store {
@@ -152,51 +190,86 @@ impl Store {
             .await
     }
 
-    /// Score figures by `first`, and by `second` within it when given.
+    /// Score figures by `first`, and by `second` within it when given: the
+    /// whole UTC days of the period from the roll-up when it holds the
+    /// groupings (at most one dimension besides place and time), the rest
+    /// from the answers themselves.
     pub async fn score_table(
         &self,
         first: ScoreGrouping,
         second: Option<ScoreGrouping>,
         filter: &ScoreFilter,
     ) -> Result<Vec<ScoreRow>> {
-        // The class bounds are the core's, written as literals: numbers
-        // from closed enums, not input.
-        let class =
-            |column: &str, values| format!("count(*) FILTER (WHERE {column} {})", bounds(values));
-        let (promoters, passives, detractors) = (
-            class("nps", NpsClass::Promoter.values()),
-            class("nps", NpsClass::Passive.values()),
-            class("nps", NpsClass::Detractor.values()),
+        let slice = roll_up_slice(first, second);
+        let split = Split::of(filter.from, filter.to, slice.is_some());
+        let columns = value_columns();
+        let raw_counts = value_counts();
+        // Sums of value columns; class bounds are the core's, written as
+        // literals: numbers from closed enums, not input.
+        let total = |score: &str, values: std::ops::RangeInclusive<u8>| {
+            let terms: Vec<String> = values.map(|v| format!("{score}_{v}")).collect();
+            format!("sum({})::bigint", terms.join(" + "))
+        };
+        let (promoters, detractors) = (
+            total("nps", NpsClass::Promoter.values()),
+            total("nps", NpsClass::Detractor.values()),
         );
-        let (satisfied, dissatisfied) = (
-            class("csat", CsatClass::Satisfied.values()),
-            class("csat", CsatClass::Dissatisfied.values()),
+        let (nps_all, csat_all, ces_all) = (
+            total("nps", 0..=10),
+            total("csat", 1..=5),
+            total("ces", 1..=7),
         );
-        let (high, low) = (
-            class("ces", CesClass::HighEffort.values()),
-            class("ces", CesClass::LowEffort.values()),
+        let satisfied = total("csat", CsatClass::Satisfied.values());
+        let ces_sum = format!(
+            "sum({})",
+            (1..=7)
+                .map(|v| format!("{v} * ces_{v}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
         );
-        let subgroup = second.map_or("NULL".to_owned(), |g| format!("{}::text", g.expression()));
-        let group_by = if second.is_some() { "1, 2" } else { "1" };
+        let place = |g: Option<ScoreGrouping>, rolled: bool| match g {
+            None => "NULL::text".to_owned(),
+            Some(g) if rolled => g.rolled_expression().to_owned(),
+            Some(g) => g.expression().to_owned(),
+        };
         let sql = format!(
-            "SELECT {first}::text AS \"group\", {subgroup} AS subgroup,
-                    count(*) AS responses,
-                    count(nps) AS nps_responses,
+            "WITH parts AS (
+               SELECT {first_rolled} AS g, {second_rolled} AS s, responses, {columns}
+               FROM score_days
+               WHERE dimension = $9 AND day >= ($7 AT TIME ZONE 'UTC')::date AND day < ($8 AT TIME ZONE 'UTC')::date
+                 AND ($3::text[] IS NULL OR store_id = ANY($3) OR region = ANY($4))
+                 AND ($5::text IS NULL OR region = $5)
+                 AND ($6::text IS NULL OR store_id = $6)
+               UNION ALL
+               SELECT {first_raw}, {second_raw}, count(*), {raw_counts}
+               FROM feedback_events
+               WHERE ((occurred_at >= $1 AND occurred_at < $7) OR (occurred_at >= $8 AND occurred_at < $2))
+                 AND ($3::text[] IS NULL OR store_id = ANY($3) OR region = ANY($4))
+                 AND ($5::text IS NULL OR region = $5)
+                 AND ($6::text IS NULL OR store_id = $6)
+               GROUP BY 1, 2)
+             SELECT g::text AS \"group\", s::text AS subgroup,
+                    sum(responses)::bigint AS responses,
+                    {nps_all} AS nps_responses,
                     {promoters} AS promoters, {passives} AS passives, {detractors} AS detractors,
-                    round((100.0 * ({promoters} - {detractors}) / nullif(count(nps), 0))::numeric, 1)::float8 AS nps,
-                    count(csat) AS csat_responses,
+                    round((100.0 * ({promoters} - {detractors}) / nullif({nps_all}, 0))::numeric, 1)::float8 AS nps,
+                    {csat_all} AS csat_responses,
                     {satisfied} AS satisfied, {dissatisfied} AS dissatisfied,
-                    round((100.0 * {satisfied} / nullif(count(csat), 0))::numeric, 1)::float8 AS csat,
-                    count(ces) AS ces_responses,
+                    round((100.0 * {satisfied} / nullif({csat_all}, 0))::numeric, 1)::float8 AS csat,
+                    {ces_all} AS ces_responses,
                     {high} AS high_effort, {low} AS low_effort,
-                    round(avg(ces)::numeric, 2)::float8 AS ces
-             FROM feedback_events
-             WHERE occurred_at >= $1 AND occurred_at < $2
-               AND ($3::text[] IS NULL OR store_id = ANY($3) OR region = ANY($4))
-               AND ($5::text IS NULL OR region = $5)
-               AND ($6::text IS NULL OR store_id = $6)
-             GROUP BY {group_by} ORDER BY {group_by}",
-            first = first.expression(),
+                    round(({ces_sum}::numeric / nullif({ces_all}, 0)), 2)::float8 AS ces
+             FROM parts
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            first_rolled = place(Some(first), true),
+            second_rolled = place(second, true),
+            first_raw = place(Some(first), false),
+            second_raw = place(second, false),
+            columns = columns.join(", "),
+            passives = total("nps", NpsClass::Passive.values()),
+            dissatisfied = total("csat", CsatClass::Dissatisfied.values()),
+            high = total("ces", CesClass::HighEffort.values()),
+            low = total("ces", CesClass::LowEffort.values()),
         );
         let (stores, regions) = match &filter.scope {
             None => (None, Vec::new()),
@@ -212,6 +285,9 @@ impl Store {
             .bind(regions)
             .bind(&filter.region)
             .bind(&filter.store)
+            .bind(split.days_from)
+            .bind(split.days_to)
+            .bind(slice)
             .fetch_all(&self.pool)
             .await?)
     }

@@ -174,11 +174,11 @@ async fn figures(
     };
     let now = state.clock.now();
     // Four statements, each on its own connection of the pool at once.
-    let (total, rows, causes, counts) = tokio::try_join!(
+    let (total, rows, causes, (open_now, overdue_now)) = tokio::try_join!(
         state.store.loop_figures(None, &filter, now),
         state.store.loop_figures(Some(grouping), &filter, now),
         state.store.root_causes_of(None, &filter),
-        state.store.inbox_counts(caller.scope()),
+        state.store.open_and_overdue(caller.scope()),
     )?;
     Ok(Figures {
         grouping,
@@ -186,8 +186,8 @@ async fn figures(
         total: total.into_iter().next(),
         rows,
         causes,
-        open_now: counts.all,
-        overdue_now: counts.overdue,
+        open_now,
+        overdue_now,
     })
 }
 
