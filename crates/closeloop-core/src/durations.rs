@@ -118,6 +118,16 @@ pub fn from_instants(calendar: &Calendar, clocks: CaseClocks, state: &CaseState)
     }
 }
 
+/// The `p` quantile (0 to 1) of `sorted` (ascending), interpolated between
+/// the two nearest values as SQL's `percentile_cont` does; `None` when empty.
+pub fn percentile(sorted: &[i64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = p.clamp(0.0, 1.0) * last as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    let (a, b) = (sorted[low] as f64, sorted[high.min(last)] as f64);
+    Some(a + (rank - low as f64) * (b - a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +389,23 @@ mod tests {
         );
         assert_eq!(last.resolve, Some(hours(3)));
         assert_eq!(last.acknowledge, Some(hours(1)));
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_percentile_cont() {
+        // (values, p, expected)
+        let table: [(&[i64], f64, Option<f64>); 7] = [
+            (&[], 0.5, None),
+            (&[7], 0.9, Some(7.0)),
+            (&[1800, 7200], 0.5, Some(4500.0)),
+            (&[6000, 18000], 0.9, Some(16800.0)),
+            (&[1, 2, 3, 4], 0.5, Some(2.5)),
+            (&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 0.9, Some(91.0)),
+            (&[5, 5, 5], 0.0, Some(5.0)),
+        ];
+        for (values, p, expected) in table {
+            assert_eq!(percentile(values, p), expected, "{values:?} at {p}");
+        }
     }
 
     #[test]

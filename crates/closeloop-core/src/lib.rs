@@ -17,7 +17,8 @@
 //!   silences, recovery and reopening, fatigue cap).
 //! - [`access`]: roles, a manager's scope, token hashing.
 //! - [`sla`]: business-hours calendars, SLA deadlines, reminders and escalation;
-//!   [`durations`]: the business time each stage of a case took.
+//!   [`durations`]: the business time each stage of a case took, and the
+//!   percentiles of loop health.
 
 pub mod access;
 pub mod batch;

@@ -117,102 +117,158 @@ impl Store {
 
     /// Loop figures of the cases of `filter`, by `grouping`, or one row for
     /// all of them (`None`, its group empty). A stage counts against its SLA
-    /// once done or once its deadline is behind `now`. The counts and the
-    /// times' percentiles are two statements read at once (on two pooled
-    /// connections), joined by group.
+    /// once done or once its deadline is behind `now`.
     pub async fn loop_figures(
         &self,
         grouping: Option<CaseGrouping>,
         filter: &LoopFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<LoopMetricsRow>> {
-        let (mut rows, times) = tokio::try_join!(
-            self.loop_part(LoopPart::Counts, grouping, filter, now),
-            self.loop_part(LoopPart::Times, grouping, filter, now),
-        )?;
-        let times: std::collections::HashMap<_, _> =
-            times.into_iter().map(|t| (t.group.clone(), t)).collect();
-        for row in &mut rows {
-            if let Some(t) = times.get(&row.group) {
-                row.p50_ack_seconds = t.p50_ack_seconds;
-                row.p90_ack_seconds = t.p90_ack_seconds;
-                row.p50_contact_seconds = t.p50_contact_seconds;
-                row.p90_contact_seconds = t.p90_contact_seconds;
-                row.p50_resolve_seconds = t.p50_resolve_seconds;
-                row.p90_resolve_seconds = t.p90_resolve_seconds;
-            }
-        }
-        Ok(rows)
+        let (total, rows) = self.loop_page(grouping, filter, now).await?;
+        Ok(match grouping {
+            None => total.into_iter().collect(),
+            Some(_) => rows,
+        })
     }
 
-    /// One part of [`Store::loop_figures`], as rows whose other part is empty.
-    async fn loop_part(
+    /// The figures of all the cases of `filter` and, with a `grouping`, by
+    /// group: two statements read at once (on two pooled connections), the
+    /// counts (the total and the groups in one scan) and each group's
+    /// business times, whose percentiles are the core's
+    /// (`durations::percentile`), the total's over every group's times.
+    pub async fn loop_page(
         &self,
-        part: LoopPart,
         grouping: Option<CaseGrouping>,
         filter: &LoopFilter,
         now: DateTime<Utc>,
-    ) -> Result<Vec<LoopMetricsRow>> {
+    ) -> Result<(Option<LoopMetricsRow>, Vec<LoopMetricsRow>)> {
+        let (counts, times) = tokio::try_join!(
+            self.loop_counts(grouping, filter, now),
+            self.loop_times(grouping, filter, now),
+        )?;
+        let mut total = None;
+        let mut rows = Vec::new();
+        for row in counts {
+            if row.total {
+                total = Some(row.figures);
+            } else {
+                rows.push(row.figures);
+            }
+        }
+        let mut all = StageSeconds::default();
+        for (group, mut seconds) in times {
+            seconds.sort();
+            if let Some(row) = rows.iter_mut().find(|r| r.group == group) {
+                seconds.fill(row);
+            }
+            all.extend(seconds);
+        }
+        if let Some(total) = &mut total {
+            all.sort();
+            all.fill(total);
+        }
+        Ok((total, rows))
+    }
+
+    /// Counts and shares: the total row, and with a grouping the groups.
+    async fn loop_counts(
+        &self,
+        grouping: Option<CaseGrouping>,
+        filter: &LoopFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CountsRow>> {
         let within = |done: &str, due: &str| {
             format!(
                 "round((count(*) FILTER (WHERE {done} IS NOT NULL AND {done} <= {due})::numeric
                         / nullif(count(*) FILTER (WHERE {due} IS NOT NULL AND ({done} IS NOT NULL OR {due} <= $3)), 0)), 4)::float8"
             )
         };
-        let figures = match part {
-            LoopPart::Counts => format!(
-                "count(*) AS opened,
-                 count(acknowledged_at) AS acknowledged,
-                 count(first_contact_at) AS contacted,
-                 count(resolved_at) AS resolved,
-                 NULL::float8[] AS ack, NULL::float8[] AS contact, NULL::float8[] AS resolve,
-                 {} AS ack_within_sla,
-                 {} AS contact_within_sla,
-                 {} AS resolve_within_sla,
-                 count(overdue_since) AS overdue,
-                 count(recovered_at) AS recovered,
-                 round((count(recovered_at)::numeric
-                        / nullif(count(*) FILTER (WHERE status = ANY($4) OR recovered_at IS NOT NULL), 0)), 4)::float8
-                     AS recovery_rate",
-                within("acknowledged_at", "ack_due_at"),
-                within("first_contact_at", "contact_due_at"),
-                within("resolved_at", "resolve_due_at"),
+        let (group, total, group_by) = match grouping {
+            Some(g) => (
+                g.column(),
+                format!("GROUPING({}) = 1", g.column()),
+                format!("GROUP BY GROUPING SETS (({}), ())", g.column()),
             ),
-            // One sort per stage gives both percentiles.
-            LoopPart::Times => "0::bigint AS opened, 0::bigint AS acknowledged, 0::bigint AS contacted,
-                 0::bigint AS resolved,
-                 percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY ack_business_seconds::float8) AS ack,
-                 percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY contact_business_seconds::float8) AS contact,
-                 percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY resolve_business_seconds::float8) AS resolve,
-                 NULL::float8 AS ack_within_sla, NULL::float8 AS contact_within_sla,
-                 NULL::float8 AS resolve_within_sla, 0::bigint AS overdue, 0::bigint AS recovered,
-                 NULL::float8 AS recovery_rate"
-                .to_owned(),
-        };
-        let (group_column, group_by) = match grouping {
-            Some(g) => (g.column(), "GROUP BY 1"),
-            None => ("NULL::text", ""),
+            None => ("NULL::text", "true".to_owned(), String::new()),
         };
         // Every column read is in the index cases_loop (migration 17): the
         // rows themselves are not read.
         let sql = format!(
-            "SELECT \"group\", opened, acknowledged, contacted, resolved,
-                    ack[1] AS p50_ack_seconds, ack[2] AS p90_ack_seconds,
-                    contact[1] AS p50_contact_seconds, contact[2] AS p90_contact_seconds,
-                    resolve[1] AS p50_resolve_seconds, resolve[2] AS p90_resolve_seconds,
-                    ack_within_sla, contact_within_sla, resolve_within_sla, overdue, recovered, recovery_rate
-             FROM (SELECT {group_column} AS \"group\", {figures}
-                   FROM cases WHERE {LOOP_WHERE} AND $3::timestamptz IS NOT NULL AND $4::text[] IS NOT NULL
-                   {group_by}) AS figures
-             ORDER BY 1"
+            "SELECT {group} AS \"group\", {total} AS total,
+                    count(*) AS opened,
+                    count(acknowledged_at) AS acknowledged,
+                    count(first_contact_at) AS contacted,
+                    count(resolved_at) AS resolved,
+                    NULL::float8 AS p50_ack_seconds, NULL::float8 AS p90_ack_seconds,
+                    NULL::float8 AS p50_contact_seconds, NULL::float8 AS p90_contact_seconds,
+                    NULL::float8 AS p50_resolve_seconds, NULL::float8 AS p90_resolve_seconds,
+                    {ack} AS ack_within_sla,
+                    {contact} AS contact_within_sla,
+                    {resolve} AS resolve_within_sla,
+                    count(overdue_since) AS overdue,
+                    count(recovered_at) AS recovered,
+                    round((count(recovered_at)::numeric
+                           / nullif(count(*) FILTER (WHERE status = ANY($4) OR recovered_at IS NOT NULL), 0)), 4)::float8
+                        AS recovery_rate
+             FROM cases WHERE {LOOP_WHERE}
+             {group_by}
+             ORDER BY 2, 1",
+            ack = within("acknowledged_at", "ack_due_at"),
+            contact = within("first_contact_at", "contact_due_at"),
+            resolve = within("resolved_at", "resolve_due_at"),
         );
+        self.loop_query(&sql, filter, now).await
+    }
+
+    /// Each group's business times per stage (one group without grouping).
+    async fn loop_times(
+        &self,
+        grouping: Option<CaseGrouping>,
+        filter: &LoopFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Option<String>, StageSeconds)>> {
+        let (group, group_by) = match grouping {
+            Some(g) => (g.column(), "GROUP BY 1"),
+            None => ("NULL::text", ""),
+        };
+        let times = |column: &str| {
+            format!("coalesce(array_agg({column}) FILTER (WHERE {column} IS NOT NULL), '{{}}')")
+        };
+        // $3 and $4 are not used here: the filter's parameters keep their numbers.
+        let sql = format!(
+            "SELECT {group} AS \"group\", {ack} AS ack, {contact} AS contact, {resolve} AS resolve
+             FROM cases WHERE {LOOP_WHERE} AND $3::timestamptz IS NOT NULL AND $4::text[] IS NOT NULL
+             {group_by}",
+            ack = times("ack_business_seconds"),
+            contact = times("contact_business_seconds"),
+            resolve = times("resolve_business_seconds"),
+        );
+        let rows: Vec<TimesRow> = self.loop_query(&sql, filter, now).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let seconds = StageSeconds {
+                    ack: r.ack,
+                    contact: r.contact,
+                    resolve: r.resolve,
+                };
+                (r.group, seconds)
+            })
+            .collect())
+    }
+
+    /// Run a loop statement on the filter's parameters ($1 to $10).
+    async fn loop_query<T>(
+        &self,
+        sql: &str,
+        filter: &LoopFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
         let (owners, stores, regions) = scope_sets(filter.scope.as_ref());
-        let mut tx = self.pool.begin().await?;
-        // The percentiles sort a period's cases in memory.
-        sqlx::query("SET LOCAL work_mem = '64MB'")
-            .execute(&mut *tx)
-            .await?;
-        let rows = sqlx::query_as(&sql)
+        Ok(sqlx::query_as(sql)
             .bind(filter.from)
             .bind(filter.to)
             .bind(now)
@@ -223,18 +279,59 @@ impl Store {
             .bind(&filter.region)
             .bind(&filter.store)
             .bind(&filter.owner)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 
-/// The two statements of the loop figures.
-#[derive(Debug, Clone, Copy)]
-enum LoopPart {
-    Counts,
-    Times,
+/// A counts row, and whether it is the total of the grouping sets.
+#[derive(sqlx::FromRow)]
+struct CountsRow {
+    total: bool,
+    #[sqlx(flatten)]
+    figures: LoopMetricsRow,
+}
+
+/// A group's business seconds as the statement gives them.
+#[derive(sqlx::FromRow)]
+struct TimesRow {
+    group: Option<String>,
+    ack: Vec<i64>,
+    contact: Vec<i64>,
+    resolve: Vec<i64>,
+}
+
+/// The business seconds of a group's cases, per stage reached.
+#[derive(Debug, Default)]
+struct StageSeconds {
+    ack: Vec<i64>,
+    contact: Vec<i64>,
+    resolve: Vec<i64>,
+}
+
+impl StageSeconds {
+    fn sort(&mut self) {
+        self.ack.sort_unstable();
+        self.contact.sort_unstable();
+        self.resolve.sort_unstable();
+    }
+
+    fn extend(&mut self, other: StageSeconds) {
+        self.ack.extend(other.ack);
+        self.contact.extend(other.contact);
+        self.resolve.extend(other.resolve);
+    }
+
+    /// Write the medians and p90s of the sorted seconds into `row`.
+    fn fill(&self, row: &mut LoopMetricsRow) {
+        use closeloop_core::durations::percentile;
+        row.p50_ack_seconds = percentile(&self.ack, 0.5);
+        row.p90_ack_seconds = percentile(&self.ack, 0.9);
+        row.p50_contact_seconds = percentile(&self.contact, 0.5);
+        row.p90_contact_seconds = percentile(&self.contact, 0.9);
+        row.p50_resolve_seconds = percentile(&self.resolve, 0.5);
+        row.p90_resolve_seconds = percentile(&self.resolve, 0.9);
+    }
 }
 
 /// A root cause and how many resolved cases gave it.

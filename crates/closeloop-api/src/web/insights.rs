@@ -174,16 +174,15 @@ async fn figures(
     };
     let now = state.clock.now();
     // Four statements, each on its own connection of the pool at once.
-    let (total, rows, causes, (open_now, overdue_now)) = tokio::try_join!(
-        state.store.loop_figures(None, &filter, now),
-        state.store.loop_figures(Some(grouping), &filter, now),
+    let ((total, rows), causes, (open_now, overdue_now)) = tokio::try_join!(
+        state.store.loop_page(Some(grouping), &filter, now),
         state.store.root_causes_of(None, &filter),
         state.store.open_and_overdue(caller.scope()),
     )?;
     Ok(Figures {
         grouping,
         filter,
-        total: total.into_iter().next(),
+        total,
         rows,
         causes,
         open_now,
