@@ -954,8 +954,8 @@ async fn run(
             report,
             "### 6. The dashboard over a million answers\n\n\
              {} answers stored (`closeloop generate`, {} days, {}; {} cases, {:.0} % of them then acknowledged, \
-             called and resolved in part by SQL, as managers at work would leave them, and `VACUUM ANALYZE` as \
-             autovacuum would), then `closeloop serve` (release) with an ops session; time of each page from a \
+             called and resolved in part by SQL, as managers at work would leave them, nothing due for the SLA \
+             scheduler, and `VACUUM ANALYZE` as autovacuum would), then `closeloop serve` (release) with an ops session; time of each page from a \
              client on loopback, 3 warm-up requests then {} timed: loop health for 90 days by region (`/insights`), \
              the scores by region × touchpoint for 90 days (`/insights/scores?by=region&then=touchpoint`: whole days \
              from the roll-up), and by touchpoint × channel (two dimensions the roll-up does not pair: every \

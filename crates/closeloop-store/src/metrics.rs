@@ -279,6 +279,9 @@ impl Store {
             .bind(&filter.region)
             .bind(&filter.store)
             .bind(&filter.owner)
+            // Planned for its own parameters every time: a prepared
+            // statement's generic plan does not know the period's size.
+            .persistent(false)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -381,6 +384,9 @@ impl Store {
             .bind(&filter.region)
             .bind(&filter.store)
             .bind(&filter.owner)
+            // Planned for its own parameters every time: a prepared
+            // statement's generic plan does not know the period's size.
+            .persistent(false)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -404,6 +410,7 @@ impl Store {
             .bind(owners)
             .bind(stores)
             .bind(regions)
+            .persistent(false)
             .fetch_one(&self.pool)
             .await?)
     }

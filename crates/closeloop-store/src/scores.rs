@@ -288,6 +288,9 @@ impl Store {
             .bind(split.days_from)
             .bind(split.days_to)
             .bind(slice)
+            // Planned for its own parameters every time: a prepared
+            // statement's generic plan does not know the period's size.
+            .persistent(false)
             .fetch_all(&self.pool)
             .await?)
     }
