@@ -1,5 +1,5 @@
 //! Recording each case's business times (the core's `durations`): on every
-//! transition, in its transaction, and once for the cases stored before the
+//! transition, by its statement (`transition.rs`), and once for the cases stored before the
 //! times were recorded. The calendars come from the caller's directory
 //! (the store knows none), through [`Store::with_calendars`].
 
@@ -32,22 +32,21 @@ impl Store {
         }
     }
 
-    /// Record a case's times after its transition from `before` to `after`
-    /// at `now`, from what its row held before (`case`).
-    pub(crate) async fn record_transition_times(
+    /// A case's times after its transition from `before` to `after` at
+    /// `now`, from what its row held before (`case`); the transition's
+    /// statement writes them.
+    pub(crate) fn times_after(
         &self,
-        tx: &mut sqlx::PgConnection,
         case: &TimesBefore,
         before: &CaseState,
         after: &CaseState,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> StageTimes {
         let calendar = self.calendar_of(&case.owner_id);
         let times = case
             .recorded
             .unwrap_or_else(|| durations::from_instants(&calendar, case.clocks, before));
-        let next = durations::after_transition(&calendar, case.clocks, times, before, after, now);
-        write_times(tx, case.id, &next).await
+        durations::after_transition(&calendar, case.clocks, times, before, after, now)
     }
 
     /// Compute the times of up to `limit` cases stored before times were
@@ -71,8 +70,12 @@ impl Store {
     }
 }
 
+/// A stage's time as stored, in whole seconds.
+pub(crate) fn seconds(time: Option<chrono::Duration>) -> Option<i64> {
+    time.map(|d| d.num_seconds())
+}
+
 async fn write_times(tx: &mut sqlx::PgConnection, id: Uuid, times: &StageTimes) -> Result<()> {
-    let seconds = |d: Option<chrono::Duration>| d.map(|d| d.num_seconds());
     sqlx::query(
         "UPDATE cases SET waited_seconds = $2, ack_business_seconds = $3,
                 contact_business_seconds = $4, resolve_business_seconds = $5, times_recorded = true

@@ -11,6 +11,7 @@ use closeloop_wire::Notice;
 
 use crate::history;
 use crate::outbox_write::OutboxRows;
+use crate::times::seconds;
 use crate::views::{webhook_body, CaseRow, CaseView};
 use crate::{Result, Store, StoreError};
 
@@ -56,10 +57,13 @@ impl Store {
             Status::Closed => view.resolved_by.clone(),
             _ => None,
         };
+        let times = self.times_after(&times_before, &before, next, now);
         sqlx::query(
             "UPDATE cases SET status = $2, version = $3, updated_at = $4, acknowledged_at = $5,
                     first_contact_at = $6, resolved_at = $7, closed_at = $8, root_cause = $9,
-                    contact_attempts = $10, resolved_by = $11
+                    contact_attempts = $10, resolved_by = $11, waited_seconds = $12,
+                    ack_business_seconds = $13, contact_business_seconds = $14,
+                    resolve_business_seconds = $15, times_recorded = true
              WHERE id = $1",
         )
         .bind(view.id)
@@ -73,11 +77,13 @@ impl Store {
         .bind(&next.root_cause)
         .bind(next.contact_attempts)
         .bind(&resolved_by)
+        .bind(times.waited.num_seconds())
+        .bind(seconds(times.acknowledge))
+        .bind(seconds(times.first_contact))
+        .bind(seconds(times.resolve))
         .execute(&mut *tx)
         .await?;
         history::append(tx, &[(view.id, &applied.transition.entry)]).await?;
-        self.record_transition_times(tx, &times_before, &before, next, now)
-            .await?;
         view.status = next.status;
         view.version = next.version;
         view.updated_at = now;

@@ -97,7 +97,6 @@ pub(crate) struct CaseRow {
 
 /// A case's times before a transition, read from its row.
 pub(crate) struct TimesBefore {
-    pub(crate) id: Uuid,
     pub(crate) owner_id: String,
     pub(crate) clocks: CaseClocks,
     pub(crate) recorded: Option<StageTimes>,
@@ -170,7 +169,6 @@ impl CaseRow {
     /// What the business times of its next transition start from.
     pub(crate) fn times_before(&self) -> TimesBefore {
         TimesBefore {
-            id: self.id,
             owner_id: self.owner_id.clone(),
             clocks: self.clocks(),
             recorded: self.times.recorded(),

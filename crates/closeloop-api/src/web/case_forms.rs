@@ -15,7 +15,7 @@ use super::case::{access, case_page, not_found, Access};
 use super::forms::FormFields;
 use super::session;
 use super::view::refusal_text;
-use super::{message, Web};
+use super::{form_refused, Web};
 use crate::AppState;
 
 /// The command of a posted step form, or the missing field.
@@ -80,14 +80,7 @@ pub(crate) async fn act(
         _ => false,
     };
     if !csrf_ok {
-        return message(
-            web,
-            &lang,
-            StatusCode::FORBIDDEN,
-            catalog.text("link_refused_title"),
-            catalog.text("csrf_refused"),
-            None,
-        );
+        return form_refused(web, &lang, None);
     }
     let actor = match &access {
         Access::Session(live) => live.name.clone(),

@@ -352,18 +352,8 @@ pub(crate) async fn acknowledge(
     let SignedIn { live, lang, .. } = signed;
     let form = FormFields::parse(&body);
     let catalog = web.pages.catalog(&lang);
-    if !form
-        .get("csrf")
-        .is_some_and(|given| session::same_secret(&live.csrf_token, given))
-    {
-        return super::message(
-            web,
-            &lang,
-            StatusCode::FORBIDDEN,
-            catalog.text("link_refused_title"),
-            catalog.text("csrf_refused"),
-            None,
-        );
+    if !session::form_token_ok(&live, &form) {
+        return super::form_refused(web, &lang, None);
     }
     let caller = session::caller(&state, &live);
     let ids: Vec<uuid::Uuid> = form

@@ -187,6 +187,20 @@ pub(crate) struct MessageForm {
     pub note: bool,
 }
 
+/// The page answering a form posted without its form token (403), with
+/// at most one link onwards.
+pub(crate) fn form_refused(web: &WebApp, lang: &str, action: Option<Link>) -> Response {
+    let catalog = web.pages.catalog(lang);
+    message(
+        web,
+        lang,
+        StatusCode::FORBIDDEN,
+        catalog.text("link_refused_title"),
+        catalog.text("csrf_refused"),
+        action,
+    )
+}
+
 /// A page that says one thing, with at most one link.
 pub(crate) fn message(
     web: &WebApp,

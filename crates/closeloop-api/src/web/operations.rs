@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::forms::FormFields;
 use super::session::{self, SignedIn};
 use super::view::{layout, Layout, Reader};
-use super::{message, render, Web, WebApp};
+use super::{form_refused, message, render, Web, WebApp};
 use crate::routes::deliveries::endpoint_id;
 use crate::{AppState, Caller};
 
@@ -241,19 +241,8 @@ pub(crate) async fn act(
         return refused;
     }
     let form = FormFields::parse(&body);
-    if !form
-        .get("csrf")
-        .is_some_and(|given| session::same_secret(&live.csrf_token, given))
-    {
-        let catalog = web.pages.catalog(&lang);
-        return message(
-            web,
-            &lang,
-            StatusCode::FORBIDDEN,
-            catalog.text("link_refused_title"),
-            catalog.text("csrf_refused"),
-            None,
-        );
+    if !session::form_token_ok(&live, &form) {
+        return form_refused(web, &lang, None);
     }
     let caller = session::caller(&state, &live);
     let now = state.clock.now();

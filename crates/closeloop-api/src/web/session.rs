@@ -30,6 +30,12 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a form carries the session's form token (`csrf`).
+pub(crate) fn form_token_ok(live: &WebSession, form: &super::forms::FormFields) -> bool {
+    form.get("csrf")
+        .is_some_and(|given| same_secret(&live.csrf_token, given))
+}
+
 /// A cookie of the app: HttpOnly, SameSite=Lax, whole site, Secure when
 /// the public URL is https.
 pub(crate) fn cookie(

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::forms::FormFields;
 use super::session::{self, SESSION_COOKIE};
 use super::view::{layout, Layout};
-use super::{message, render, unavailable, Link, Message, MessageForm, Web, WebApp};
+use super::{form_refused, message, render, unavailable, Link, Message, MessageForm, Web, WebApp};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -73,18 +73,11 @@ pub(crate) async fn form(
 }
 
 fn refused_form(web: &WebApp, lang: &str) -> Response {
-    let catalog = web.pages.catalog(lang);
-    message(
-        web,
-        lang,
-        StatusCode::FORBIDDEN,
-        catalog.text("link_refused_title"),
-        catalog.text("csrf_refused"),
-        Some(Link {
-            href: "/signin".into(),
-            label: catalog.text("signin_title"),
-        }),
-    )
+    let link = Link {
+        href: "/signin".into(),
+        label: web.pages.catalog(lang).text("signin_title"),
+    };
+    form_refused(web, lang, Some(link))
 }
 
 /// `POST /signin`: send a link to a person of the directory. The answer
@@ -356,10 +349,7 @@ pub(crate) async fn sign_out(
     let form = FormFields::parse(&body);
     let live: Option<WebSession> = session::current(&state, &jar).await.ok().flatten();
     if let Some(live) = live {
-        if !form
-            .get("csrf")
-            .is_some_and(|given| session::same_secret(&live.csrf_token, given))
-        {
+        if !session::form_token_ok(&live, &form) {
             return (
                 StatusCode::FORBIDDEN,
                 "sign-out needs the page's form token",
